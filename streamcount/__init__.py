@@ -1,0 +1,31 @@
+"""streamcount: count people and objects in live video by density-map estimation.
+
+The runtime package: numpy, OpenCV, ONNX Runtime and rich; it never imports torch.
+
+Example:
+    >>> from streamcount import Counter  # doctest: +SKIP
+    >>> counter = Counter(model="crowd")  # doctest: +SKIP
+    >>> result = counter.count(frame)  # doctest: +SKIP
+    >>> result.count  # doctest: +SKIP
+    23.4
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from streamcount.engine import Counter, CountResult
+
+__all__ = ["Counter", "CountResult", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import streamcount` stays cheap (no onnxruntime) for the CLI's --help.
+    if name in ("Counter", "CountResult"):
+        from streamcount import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)

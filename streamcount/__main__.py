@@ -1,0 +1,5 @@
+"""``python -m streamcount``."""
+
+from streamcount.cli import main
+
+raise SystemExit(main())

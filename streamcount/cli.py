@@ -1,0 +1,87 @@
+"""The one ``streamcount`` command and its subcommands.
+
+Each subcommand lives in its own module exposing ``HELP`` (one line), ``add_arguments(parser)``
+and ``run(args) -> int``. Modules are imported only to build the parser; anything heavy (torch,
+onnxruntime, h5py) is imported inside ``run`` so ``streamcount --help`` is fast and the runtime
+never needs torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from streamcount import __version__
+from streamcount.errors import EXIT_INTERRUPTED, StreamcountError
+
+# name -> module; the order is the order shown in --help.
+COMMANDS: dict[str, str] = {
+    "prepare": "training.prepare",
+    "train": "training.train_cli",
+    "evaluate": "training.evaluate_cli",
+    "export": "exports.cli",
+    "count": "streamcount.commands.count",
+    "run": "streamcount.commands.run",
+    "zones": "streamcount.commands.zones",
+    "bench": "streamcount.commands.bench",
+    "info": "streamcount.commands.info",
+}
+
+logger = logging.getLogger("streamcount")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="streamcount",
+        description="Count people and objects in images and live video with density maps.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamcount {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # a module of a part that is not built yet or not installed
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def _setup_logging(verbose: int) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
+    handler = RichHandler(show_time=False, show_path=False, markup=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    logging.getLogger("streamcount").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    _setup_logging(args.verbose)
+    try:
+        return int(args._module.run(args) or 0)
+    except StreamcountError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0

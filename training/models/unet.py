@@ -1,0 +1,62 @@
+"""U-Net with a constant number of filters (after objects_counting_dmap / Falk et al.)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.models import register
+from training.models.blocks import PadToMultiple, conv_block
+
+
+class _UNetCore(nn.Module):
+    def __init__(self, filters: int, n_convs: int, in_channels: int) -> None:
+        super().__init__()
+        f = filters
+        self.down1 = conv_block(in_channels, f, n_convs)
+        self.down2 = conv_block(f, f, n_convs)
+        self.down3 = conv_block(f, f, n_convs)
+        self.bottom = conv_block(f, f, n_convs)
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.up3 = conv_block(2 * f, f, n_convs)
+        self.up2 = conv_block(2 * f, f, n_convs)
+        self.up1 = conv_block(2 * f, f, n_convs)
+        self.head = nn.Conv2d(f, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d1 = self.down1(x)
+        d2 = self.down2(self.pool(d1))
+        d3 = self.down3(self.pool(d2))
+        b = self.bottom(self.pool(d3))
+        u3 = self.up3(torch.cat([self.up(b), d3], 1))
+        u2 = self.up2(torch.cat([self.up(u3), d2], 1))
+        u1 = self.up1(torch.cat([self.up(u2), d1], 1))
+        return self.head(u1)
+
+
+@register("unet")
+class UNet(PadToMultiple):
+    """U-Net: 3 down / 3 up blocks, skip concatenation, constant filters, 1-channel density.
+
+    Args:
+        filters: Channels in every block (the seed design used 64).
+        n_convs: 3x3 conv + BatchNorm + ReLU layers per block.
+        in_channels: 3 for colour, 1 for grey.
+
+    Example:
+        >>> net = UNet(filters=16)
+        >>> net(torch.zeros(1, 3, 50, 70)).shape
+        torch.Size([1, 1, 50, 70])
+    """
+
+    size_multiple = 8
+
+    def __init__(self, filters: int = 64, n_convs: int = 2, in_channels: int = 3) -> None:
+        super().__init__(_UNetCore(filters, n_convs, in_channels), self.size_multiple)
+        self.config = {
+            "architecture": "unet",
+            "filters": filters,
+            "n_convs": n_convs,
+            "in_channels": in_channels,
+        }
