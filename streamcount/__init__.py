@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # pragma: no cover
     from streamcount.engine import Counter, CountResult
 
-__all__ = ["Counter", "CountResult", "__version__"]
+__all__ = ["CountResult", "Counter", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

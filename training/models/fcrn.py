@@ -30,7 +30,7 @@ class _FCRNCore(nn.Module):
 
 
 @register("fcrn_a")
-class FCRN_A(PadToMultiple):  # noqa: N801 - the published name
+class FCRN_A(PadToMultiple):
     """FCRN-A: 3 down / 3 up blocks without skips, 3x3 convs, BatchNorm + ReLU.
 
     Args:

@@ -1,0 +1,194 @@
+"""The inference engine: an ONNX Runtime session plus everything model-specific.
+
+Example:
+    >>> import numpy as np
+    >>> from streamcount import Counter
+    >>> counter = Counter("crowd", device="cpu")  # doctest: +SKIP
+    >>> result = counter.count(np.zeros((480, 640, 3), np.uint8))  # doctest: +SKIP
+    >>> result.count, result.density.shape  # doctest: +SKIP
+    (0.03, (480, 640))
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamcount.errors import ModelError
+from streamcount.metadata import ModelMetadata
+from streamcount.models import DEFAULT_MODEL, resolve_model
+from streamcount.preprocess import Preprocessor, density_to_frame
+from streamcount.providers import create_session
+from streamcount.tiling import plan_tiles
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CountResult:
+    """The count of one frame.
+
+    Attributes:
+        count: Estimated number of objects (integral of the density).
+        density: Density map in frame coordinates (``H x W`` float32), integrating to ``count``.
+        latency_ms: Wall time of the engine call that produced it (the whole batch).
+    """
+
+    count: float
+    density: np.ndarray
+    latency_ms: float
+
+
+class Counter:
+    """Counts objects in BGR uint8 frames with a density-map ONNX model.
+
+    Args:
+        model: A bundled model name (``crowd``, ``mall``, ``cells``) or a path to ``.onnx``.
+        device: ``auto`` (TensorRT, CUDA, then CPU), ``cpu``, ``cuda`` or ``tensorrt``.
+        threads: ONNX Runtime intra-op threads (0: one per core).
+        input_scale: Override the model's input scale (frames are resized by it).
+        max_side: Override the tiling limit (longest model-input side before tiling).
+        cache_dir: TensorRT engine cache.
+
+    Attributes:
+        device: The provider really in use (``cpu``, ``cuda`` or ``tensorrt``).
+        metadata: The model's :class:`~streamcount.metadata.ModelMetadata`.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        device: str = "auto",
+        threads: int = 0,
+        input_scale: float | None = None,
+        max_side: int | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.model_path = resolve_model(model)
+        info = create_session(self.model_path, device, threads, cache_dir)
+        self.session = info.session
+        self.device = info.device
+        self.providers = info.providers
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = ModelMetadata.from_props(props, source=str(self.model_path))
+        if max_side:
+            self.metadata.max_side = int(max_side)
+        self._check_signature()
+        self.pre = Preprocessor(self.metadata, input_scale)
+        self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
+        self._io_binding = self.device in ("cuda", "tensorrt")
+
+    @property
+    def name(self) -> str:
+        """Model name from its metadata, or the file stem."""
+        return self.metadata.name or self.model_path.stem
+
+    def _check_signature(self) -> None:
+        inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()
+        where = self.model_path
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            shapes = [(i.name, i.shape) for i in inputs]
+            raise ModelError(
+                f"{where} is not a density-counting model: expected one N x C x H x W input, "
+                f"found {shapes}"
+            )
+        if len(outputs) < 1 or len(outputs[0].shape) != 4:
+            raise ModelError(
+                f"{where}: expected an N x 1 x H x W density output, found "
+                f"{[(o.name, o.shape) for o in outputs]}"
+            )
+        c = inputs[0].shape[1]
+        if isinstance(c, int) and c != self.metadata.in_channels:
+            if "streamcount.in_channels" in dict(self.session.get_modelmeta().custom_metadata_map):
+                raise ModelError(f"{where}: input has {c} channels but metadata says otherwise")
+            self.metadata.in_channels = c
+            self.metadata.color_order = "GRAY" if c == 1 else self.metadata.color_order
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        self.input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
+
+    # -- public API -----------------------------------------------------------------------
+    def count(self, frame: np.ndarray) -> CountResult:
+        """Count one BGR (or grey/BGRA, 8/16-bit) frame."""
+        return self.count_batch([frame])[0]
+
+    def count_batch(self, frames: Sequence[np.ndarray]) -> list[CountResult]:
+        """Count several frames; frames of one size run as one batch."""
+        t0 = time.perf_counter()
+        results: list[CountResult | None] = [None] * len(frames)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(frames):
+            hw = (int(f.shape[0]), int(f.shape[1])) if getattr(f, "ndim", 0) >= 2 else (0, 0)
+            groups.setdefault(hw, []).append(i)
+        for (h, w), idx in groups.items():
+            dens = self._densities([frames[i] for i in idx])
+            for i, d in zip(idx, dens, strict=True):
+                c = float(d.sum(dtype=np.float64))
+                results[i] = CountResult(c, density_to_frame(d, (h, w)), 0.0)
+        ms = (time.perf_counter() - t0) * 1000.0
+        for r in results:
+            assert r is not None
+            r.latency_ms = ms
+        return results  # type: ignore[return-value]
+
+    # -- internals ------------------------------------------------------------------------
+    def _densities(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Model-space density maps (divided by the density scale) of same-size frames."""
+        h, w = frames[0].shape[:2]
+        mh, mw = self.pre.model_size(h, w)
+        if max(mh, mw) > self.metadata.max_side:
+            return [self._tiled(self.pre(f)) for f in frames]
+        m = max(1, int(self.metadata.size_multiple))
+        ph, pw = -(-mh // m) * m, -(-mw // m) * m
+        buf = self._buffer(len(frames), ph, pw)
+        for k, f in enumerate(frames):
+            self.pre(f, out=buf[k, :, :mh, :mw])
+        out = self._run(buf)
+        scale = float(self.metadata.density_scale)
+        return [out[k, 0, :mh, :mw] / scale for k in range(len(frames))]
+
+    def _buffer(self, n: int, h: int, w: int) -> np.ndarray:
+        key = (n, h, w)
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) > 8:  # frame sizes changed a lot: do not grow without bound
+                self._buffers.clear()
+            buf = np.zeros((n, self.pre.channels, h, w), np.float32)
+            self._buffers[key] = buf
+        return buf
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        x = batch if self.input_dtype == np.float32 else batch.astype(self.input_dtype)
+        if self._io_binding:
+            binding = self.session.io_binding()
+            binding.bind_cpu_input(self.input_name, x)
+            binding.bind_output(self.output_name, "cuda")
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
+        else:
+            out = self.session.run([self.output_name], {self.input_name: x})[0]
+        return out.astype(np.float32, copy=False)
+
+    def _tiled(self, x: np.ndarray) -> np.ndarray:
+        """Density of one large ``C x H x W`` input, tile by tile."""
+        _, h, w = x.shape
+        side = int(self.metadata.max_side)
+        m = max(1, int(self.metadata.size_multiple))
+        side -= side % m
+        out = np.zeros((h, w), np.float32)
+        scale = float(self.metadata.density_scale)
+        for t in plan_tiles(h, w, side, int(self.metadata.tile_overlap)):
+            th, tw = t.y1 - t.y0, t.x1 - t.x0
+            buf = self._buffer(1, -(-th // m) * m, -(-tw // m) * m)
+            buf[0, :, :th, :tw] = x[:, t.y0 : t.y1, t.x0 : t.x1]
+            d = self._run(buf)[0, 0, :th, :tw] / scale
+            out[t.oy0 : t.oy1, t.ox0 : t.ox1] = d[
+                t.oy0 - t.y0 : t.oy1 - t.y0, t.ox0 - t.x0 : t.ox1 - t.x0
+            ]
+        return out

@@ -1,0 +1,48 @@
+"""Bundled models: ONNX files shipped as package data, each with a model card (``NAME.md``).
+
+Example:
+    >>> from streamcount.models import bundled_models
+    >>> sorted(bundled_models())  # doctest: +SKIP
+    ['cells', 'crowd', 'mall']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamcount.errors import InputError, ModelError
+
+MODELS_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = "crowd"
+
+
+def bundled_models() -> dict[str, Path]:
+    """Name -> ONNX path of every bundled model."""
+    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.onnx"))}
+
+
+def model_card(name: str) -> str:
+    """The bundled model's card (markdown), or an empty string."""
+    card = MODELS_DIR / f"{name}.md"
+    return card.read_text() if card.is_file() else ""
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A bundled model name or a path to an ``.onnx`` file -> an existing path.
+
+    Raises:
+        ModelError: the name is unknown and no such file exists.
+    """
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".onnx" or path.parent != Path("."):
+        if not path.is_file():
+            raise InputError(f"model file not found: {path}")
+        return path
+    models = bundled_models()
+    if text in models:
+        return models[text]
+    if path.is_file():
+        return path
+    names = ", ".join(models) or "none installed"
+    raise ModelError(f"unknown model '{text}': use a bundled name ({names}) or a path to .onnx")

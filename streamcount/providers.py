@@ -1,0 +1,100 @@
+"""Choosing an ONNX Runtime execution provider and telling which one really runs.
+
+ONNX Runtime silently falls back to the CPU when the CUDA or TensorRT libraries are missing;
+here a session is created and asked which providers it actually got.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamcount.errors import DeviceError, ModelError
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+_NAMES = {
+    "TensorrtExecutionProvider": "tensorrt",
+    "CUDAExecutionProvider": "cuda",
+    "CPUExecutionProvider": "cpu",
+}
+
+
+@dataclass
+class SessionInfo:
+    """A created session and what it runs on."""
+
+    session: Any
+    device: str  # "tensorrt", "cuda" or "cpu": the first provider really in use
+    providers: list[str]
+
+
+def provider_chain(device: str, cache_dir: Path | None = None) -> list[Any]:
+    """The providers to ask for, best first, for ``device``."""
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    trt_opts = {"trt_fp16_enable": True, "trt_engine_cache_enable": True}
+    if cache_dir is not None:
+        trt_opts["trt_engine_cache_path"] = str(cache_dir)
+    chain: list[Any] = []
+    if device in ("auto", "tensorrt") and "TensorrtExecutionProvider" in avail:
+        chain.append(("TensorrtExecutionProvider", trt_opts))
+    if device in ("auto", "cuda", "tensorrt") and "CUDAExecutionProvider" in avail:
+        chain.append("CUDAExecutionProvider")
+    chain.append("CPUExecutionProvider")
+    return chain
+
+
+def create_session(
+    model_path: Path, device: str = "auto", threads: int = 0, cache_dir: Path | None = None
+) -> SessionInfo:
+    """Create an InferenceSession on the best usable provider for ``device``.
+
+    Args:
+        model_path: The ``.onnx`` file.
+        device: ``auto`` (TensorRT, then CUDA, then CPU), ``cpu``, ``cuda`` or ``tensorrt``.
+        threads: Intra-op threads (0: ONNX Runtime's default, one per core).
+        cache_dir: TensorRT engine cache folder.
+
+    Raises:
+        DeviceError: ``cuda``/``tensorrt`` was asked for and is not usable here.
+        ModelError: the file is not a loadable ONNX model.
+    """
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device '{device}': use one of {', '.join(DEVICES)}")
+    ort.set_default_logger_severity(3)  # the fallback is detected below, not printed by ORT
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    chain = provider_chain(device, cache_dir)
+    try:
+        sess = ort.InferenceSession(str(model_path), sess_options=so, providers=chain)
+    except Exception as exc:  # ORT raises its own exception types for bad files
+        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{model_path} is not a loadable ONNX model ({msg})") from exc
+    got = sess.get_providers()
+    real = _NAMES.get(got[0], got[0])
+    if device in ("cuda", "tensorrt") and device != real:
+        asked = "CUDAExecutionProvider" if device == "cuda" else "TensorrtExecutionProvider"
+        raise DeviceError(
+            f"--device {device} is not usable here: the session fell back to {got[0]} "
+            f"({asked} needs an NVIDIA GPU with its CUDA and cuDNN libraries); "
+            "use --device auto or cpu"
+        )
+    if device == "auto" and real == "cpu" and len(chain) > 1:
+        logger.info("GPU providers are installed but not usable here; running on the CPU")
+    return SessionInfo(session=sess, device=real, providers=got)
+
+
+def usable_device(model_path: Path) -> SessionInfo:
+    """Which provider ``auto`` really gets on this machine, probed with ``model_path``."""
+    return create_session(model_path, "auto")

@@ -1,0 +1,73 @@
+"""Checkpoints: weights plus a plain config dict, written atomically, loaded weights-only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from streamcount.errors import InputError, ModelError, OutputError
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` to ``path`` through a temporary file and an atomic rename.
+
+    A Ctrl-C or crash during the write leaves the previous checkpoint intact.
+    """
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        InputError: the file is missing.
+        ModelError: the file is not a streamcount checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}; pass the .pt written by `streamcount train`")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is not a loadable checkpoint ({first[:160]})") from exc
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ModelError(f"{path} is not a streamcount checkpoint (no 'model'/'config' entries)")
+    return state
+
+
+def model_from_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the network stored in a checkpoint, in eval mode, on the CPU.
+
+    Returns:
+        ``(model, config)``.
+    """
+    from training.models import build_model
+
+    state = load_checkpoint(path)
+    cfg = state["config"]
+    arch = dict(cfg["model"])
+    name = arch.pop("architecture")
+    model = build_model(name, **arch)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise ModelError(
+            f"{path}: weights do not match architecture {name} {arch} "
+            f"({str(exc).splitlines()[0][:120]})"
+        ) from exc
+    model.eval()
+    return model, cfg

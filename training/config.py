@@ -1,0 +1,103 @@
+"""Training configuration: a dataclass with defaults, filled from CLI flags or a TOML recipe."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from streamcount.errors import InputError
+from training.data import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (and so its recipe).
+
+    Attributes:
+        data: Folder with ``train.h5`` and ``val.h5`` from ``streamcount prepare``.
+        out: Run folder for checkpoints (``last.pt``, ``best.pt``) and ``log.csv``.
+        arch: Registered architecture (``unet``, ``fcrn_a``).
+        filters: U-Net width.
+        n_convs: Convolutions per block.
+        epochs: Passes of ``samples_per_epoch`` items.
+        samples_per_epoch: Items per epoch (0: one per training image).
+        batch_size: Items per step.
+        patch: Random patch side; 0 trains on whole images.
+        lr: Peak learning rate.
+        weight_decay: Decoupled weight decay (AdamW) or L2 (SGD).
+        optimizer: ``adamw`` or ``sgd``.
+        schedule: ``onecycle``, ``cosine`` or ``constant``.
+        density_scale: Network target is density times this (count = sum / scale).
+        ema_decay: Exponential moving average of the weights; 0 disables it.
+        seed: Seeds data order, augmentation and initialisation.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        precision: ``auto`` (bf16 autocast on capable CPUs, fp16 AMP on CUDA), ``fp32``.
+        workers: DataLoader worker processes.
+        threads: torch intra-op threads (0: torch's default).
+        val_every: Validate every N epochs (and always at the last).
+        name: Short model name written into the checkpoint (``cells``, ``crowd``).
+        aug: Augmentations.
+    """
+
+    data: str = ""
+    out: str = "runs/train"
+    arch: str = "unet"
+    filters: int = 32
+    n_convs: int = 2
+    epochs: int = 30
+    samples_per_epoch: int = 0
+    batch_size: int = 8
+    patch: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    schedule: str = "onecycle"
+    density_scale: float = 100.0
+    ema_decay: float = 0.998
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    workers: int = 0
+    threads: int = 0
+    val_every: int = 1
+    name: str = ""
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of the architecture (without ``in_channels``)."""
+        if self.arch == "unet":
+            return {"filters": self.filters, "n_convs": self.n_convs}
+        return {"n_convs": self.n_convs}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (for checkpoints and logs)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        aug = d.pop("aug", {}) or {}
+        aug_known = {f.name for f in fields(AugmentConfig)}
+        if set(aug) - aug_known:
+            raise InputError(f"unknown augmentation settings: {', '.join(set(aug) - aug_known)}")
+        return cls(**d, aug=AugmentConfig(**aug))
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TrainConfig:
+        """Read a recipe file (TOML, keys as the attributes; ``[aug]`` table)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise InputError(f"recipe not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"recipe {path} is not valid TOML: {exc}") from exc
+        return cls.from_dict(data)

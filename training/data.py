@@ -1,0 +1,136 @@
+"""Training data in memory and augmentations that keep counts right."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from training.density import resize_density
+
+
+@dataclass
+class AugmentConfig:
+    """Count-preserving augmentations.
+
+    Attributes:
+        hflip: Random horizontal flips (safe for every dataset).
+        vflip: Random vertical flips (cells, top-down views; not street scenes).
+        scale_jitter: Resize by a factor in ``[1 - j, 1 + j]``; density mass is kept.
+        brightness: Multiply pixels by a factor in ``[1 - b, 1 + b]``.
+        contrast: Blend with the mean grey by a factor in ``[1 - c, 1 + c]``.
+        gray_prob: Probability of turning a colour patch grey (camera night modes).
+    """
+
+    hflip: bool = True
+    vflip: bool = False
+    scale_jitter: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    gray_prob: float = 0.0
+
+
+def normalize_image(img: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """uint8 ``H x W x C`` to float32 ``1 x C x H x W``, ``(x / 255 - mean) / std``."""
+    x = (img.astype(np.float32) / 255.0 - mean) / std
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+class PatchDataset:
+    """Random patches (or whole images) with count-preserving augmentation.
+
+    Each epoch the trainer calls :meth:`set_epoch` with a seed; item ``k`` then draws from image
+    ``order[k]`` with its own RNG, so an epoch is reproducible with any number of workers and a
+    resumed run continues exactly.
+
+    Args:
+        images: ``H x W x C`` uint8 arrays.
+        densities: ``H x W`` float32 arrays integrating to the counts.
+        patch: Patch side in pixels; 0 trains on whole images (needs equal sizes).
+        samples_per_epoch: Items per epoch.
+        aug: Augmentations.
+        mean: Per-channel mean of pixels / 255.
+        std: Per-channel std of pixels / 255.
+        density_scale: Targets are ``density * density_scale``.
+    """
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        densities: list[np.ndarray],
+        patch: int,
+        samples_per_epoch: int,
+        aug: AugmentConfig,
+        mean: np.ndarray,
+        std: np.ndarray,
+        density_scale: float,
+    ) -> None:
+        self.images = images
+        self.densities = densities
+        self.patch = patch
+        self.n = samples_per_epoch
+        self.aug = aug
+        self.mean = mean.astype(np.float32)
+        self.std = std.astype(np.float32)
+        self.density_scale = density_scale
+        self.order = np.arange(self.n) % len(images)
+        self.seeds = np.arange(self.n)
+
+    def set_epoch(self, seed: int) -> None:
+        """Draw this epoch's image order and per-item seeds from ``seed``."""
+        rng = np.random.default_rng(seed)
+        reps = -(-self.n // len(self.images))
+        self.order = np.concatenate([rng.permutation(len(self.images)) for _ in range(reps)])[
+            : self.n
+        ]
+        self.seeds = rng.integers(0, 2**31 - 1, size=self.n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(int(self.seeds[k]))
+        img = self.images[self.order[k]]
+        den = self.densities[self.order[k]]
+        a = self.aug
+        if a.scale_jitter > 0:
+            f = rng.uniform(1 - a.scale_jitter, 1 + a.scale_jitter)
+            h, w = den.shape
+            nh, nw = max(8, round(h * f)), max(8, round(w * f))
+            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            if img.ndim == 2:
+                img = img[..., None]
+            den = resize_density(den, (nh, nw))
+        if self.patch:
+            img, den = self._crop(img, den, self.patch, rng)
+        if a.hflip and rng.random() < 0.5:
+            img, den = img[:, ::-1], den[:, ::-1]
+        if a.vflip and rng.random() < 0.5:
+            img, den = img[::-1], den[::-1]
+        x = img.astype(np.float32) / 255.0
+        if a.brightness > 0:
+            x = x * rng.uniform(1 - a.brightness, 1 + a.brightness)
+        if a.contrast > 0:
+            m = x.mean()
+            x = (x - m) * rng.uniform(1 - a.contrast, 1 + a.contrast) + m
+        if a.gray_prob > 0 and x.shape[2] == 3 and rng.random() < a.gray_prob:
+            x = np.repeat(x.mean(axis=2, keepdims=True), 3, axis=2)
+        x = np.clip(x, 0.0, 1.0)
+        x = ((x - self.mean) / self.std).transpose(2, 0, 1)
+        y = (den * self.density_scale)[None]
+        return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, np.float32)
+
+    @staticmethod
+    def _crop(
+        img: np.ndarray, den: np.ndarray, p: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        h, w = den.shape
+        if h < p or w < p:  # pad small images with zeros (no objects there)
+            ph, pw = max(0, p - h), max(0, p - w)
+            img = np.pad(img, ((0, ph), (0, pw), (0, 0)))
+            den = np.pad(den, ((0, ph), (0, pw)))
+            h, w = den.shape
+        y0 = int(rng.integers(0, h - p + 1))
+        x0 = int(rng.integers(0, w - p + 1))
+        return img[y0 : y0 + p, x0 : x0 + p], den[y0 : y0 + p, x0 : x0 + p]

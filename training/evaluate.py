@@ -1,0 +1,124 @@
+"""Evaluate a checkpoint on a prepared split: MAE, RMSE, bias, GAME(0-3), plots."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamcount.errors import InputError
+from training.checkpoint import model_from_checkpoint
+from training.data import normalize_image
+from training.metrics import count_metrics, game
+from training.splits_io import load_split
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """Per-image predictions and the summary metrics."""
+
+    metrics: dict[str, float]
+    names: list[str] = field(default_factory=list)
+    true: list[float] = field(default_factory=list)
+    pred: list[float] = field(default_factory=list)
+    example: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # image, gt, predicted
+
+
+def evaluate_checkpoint(
+    checkpoint: Path, split_path: Path, game_levels: int = 3, progress: bool = True
+) -> Evaluation:
+    """Run a checkpoint over every image of a split.
+
+    Args:
+        checkpoint: ``best.pt`` or ``last.pt`` from ``streamcount train``.
+        split_path: An HDF5 split from ``streamcount prepare``.
+        game_levels: Compute GAME(0..L).
+        progress: Show a progress bar.
+    """
+    import torch
+    from rich.progress import track
+
+    model, cfg = model_from_checkpoint(checkpoint)
+    data = load_split(split_path)
+    if not data.images:
+        raise InputError(f"{split_path} is empty: nothing to evaluate; pick another --split")
+    if data.images[0].shape[2] != cfg["model"]["in_channels"]:
+        raise InputError(
+            f"{split_path} has {data.images[0].shape[2]}-channel images but the checkpoint "
+            f"expects {cfg['model']['in_channels']}"
+        )
+    mean = np.asarray(cfg["mean"], np.float32)
+    std = np.asarray(cfg["std"], np.float32)
+    scale = float(cfg["density_scale"])
+    games: list[list[float]] = [[] for _ in range(game_levels + 1)]
+    ev = Evaluation(metrics={})
+    best_example = None
+    for img, den, cnt, name in track(
+        list(zip(data.images, data.densities, data.counts, data.names, strict=True)),
+        description="evaluate", disable=not progress, transient=True,
+    ):  # fmt: skip
+        x = torch.from_numpy(normalize_image(img, mean, std))
+        with torch.no_grad():
+            d = model(x)[0, 0].numpy() / scale
+        p = float(d.sum())
+        ev.names.append(name)
+        ev.true.append(cnt)
+        ev.pred.append(p)
+        for level in range(game_levels + 1):
+            games[level].append(game(d, den, level))
+        if best_example is None:
+            best_example = (img, den, d)
+    ev.metrics = count_metrics(np.array(ev.pred), np.array(ev.true))
+    for level, vals in enumerate(games):
+        ev.metrics[f"game{level}"] = float(np.mean(vals))
+    ev.example = best_example
+    return ev
+
+
+def plot_evaluation(ev: Evaluation, path: Path, title: str = "") -> None:
+    """True-vs-predicted scatter beside an example density map and its ground truth."""
+    from streamcount.errors import require
+
+    require("matplotlib", "train")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+    ax = axes[0]
+    ax.scatter(ev.true, ev.pred, s=12, alpha=0.7)
+    lo = min(min(ev.true), min(ev.pred))
+    hi = max(max(ev.true), max(ev.pred))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("true count")
+    ax.set_ylabel("predicted count")
+    m = ev.metrics
+    ax.set_title(f"MAE {m['mae']:.2f}  RMSE {m['rmse']:.2f}  bias {m['bias']:+.2f}")
+    if ev.example is not None:
+        img, gt, pr = ev.example
+        axes[1].imshow(img.squeeze(), cmap="gray" if img.shape[2] == 1 else None)
+        axes[1].set_title("image")
+        vmax = max(gt.max(), pr.max(), 1e-6)
+        axes[2].imshow(gt, cmap="jet", vmin=0, vmax=vmax)
+        axes[2].set_title(f"ground truth ({gt.sum():.1f})")
+        axes[3].imshow(pr, cmap="jet", vmin=0, vmax=vmax)
+        axes[3].set_title(f"predicted ({pr.sum():.1f})")
+        for a in axes[1:]:
+            a.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def summary_row(ev: Evaluation) -> dict[str, Any]:
+    """The metrics rounded for display."""
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in ev.metrics.items()}

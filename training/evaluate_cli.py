@@ -1,0 +1,52 @@
+"""``streamcount evaluate``: metrics of a checkpoint on a prepared split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from streamcount.errors import InputError, require
+
+HELP = "MAE, RMSE, bias and GAME of a checkpoint on a prepared split (needs the train extra)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``streamcount evaluate``."""
+    p.add_argument("checkpoint", type=Path, help="best.pt or last.pt from `streamcount train`")
+    p.add_argument("--data", type=Path, required=True, help="folder made by `streamcount prepare`")
+    p.add_argument("--split", default="val", help="split to evaluate (train, val, test)")
+    p.add_argument("--plot", type=Path, help="write the true-vs-predicted figure (PNG)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--game-levels", type=int, default=3, help="GAME(0..L)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print a table (or JSON)."""
+    require("torch", "train")
+    require("h5py", "train")
+    from rich.console import Console
+    from rich.table import Table
+
+    from training.evaluate import evaluate_checkpoint, plot_evaluation, summary_row
+
+    split_path = args.data / f"{args.split}.h5"
+    if not split_path.is_file():
+        raise InputError(f"no split '{args.split}' in {args.data} ({split_path} is missing)")
+    ev = evaluate_checkpoint(
+        args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json
+    )
+    if args.plot:
+        plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
+    row = summary_row(ev)
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row}))
+        return 0
+    table = Table(title=f"{args.checkpoint} on {split_path}")
+    for key in row:
+        table.add_column(key)
+    table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(table)
+    if args.plot:
+        Console().print(f"plot written to {args.plot}")
+    return 0

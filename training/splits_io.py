@@ -1,0 +1,42 @@
+"""A prepared split as in-memory arrays for training and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SplitArrays:
+    """Images, density maps and counts of one split, in memory.
+
+    Attributes:
+        images: ``H x W x C`` uint8 (RGB or grey).
+        densities: ``H x W`` float32, each integrating to its count.
+        counts: Annotated counts (number of points).
+        names: Sample names.
+        attrs: The split file's attributes (source, scale, kernel...).
+    """
+
+    images: list[np.ndarray] = field(default_factory=list)
+    densities: list[np.ndarray] = field(default_factory=list)
+    counts: list[float] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def load_split(path: Path) -> SplitArrays:
+    """Load a ``streamcount prepare`` HDF5 split into memory."""
+    from training.store import read_split, split_info
+
+    out = SplitArrays(attrs=dict(split_info(path)))
+    for rec in read_split(path):
+        img = rec["image"]
+        out.images.append(img[..., None] if img.ndim == 2 else img)
+        out.densities.append(np.asarray(rec["density"], dtype=np.float32))
+        out.counts.append(float(len(rec["points"])))
+        out.names.append(str(rec["name"]))
+    return out

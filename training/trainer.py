@@ -1,0 +1,367 @@
+"""The training loop: seeded, resumable, EMA weights, best-on-validation checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamcount import __version__
+from streamcount.errors import InputError
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import TrainConfig
+from training.data import PatchDataset, normalize_image
+from training.metrics import count_metrics
+from training.splits_io import SplitArrays, load_split
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    best_epoch: int
+    best_val: dict[str, float]
+    last_val: dict[str, float]
+    baseline_mae: float
+    seconds: float
+    run_dir: Path
+
+
+def pick_device(name: str) -> str:
+    """Resolve ``auto`` to ``cuda``, ``mps`` or ``cpu``."""
+    import torch
+
+    if name != "auto":
+        if name == "cuda" and not torch.cuda.is_available():
+            raise InputError("--device cuda asked for, but torch sees no CUDA device")
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 (AVX512-BF16 or AMX), where autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def ema_with_warmup(decay: float) -> Any:
+    """EMA update whose decay ramps up as ``(1 + n) / (10 + n)`` (so short runs still move)."""
+    import torch
+
+    def update(ema_params: list[Any], params: list[Any], num_averaged: Any) -> None:
+        n = int(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        floats = [(e, p) for e, p in zip(ema_params, params, strict=True) if e.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([e for e, _ in floats], [p for _, p in floats], 1.0 - d)
+        for e, p in zip(ema_params, params, strict=True):
+            if not e.is_floating_point():
+                e.copy_(p)
+
+    return update
+
+
+def predict_density(model: Any, x: Any, autocast: Any) -> Any:
+    """Run ``model`` on a normalized batch under the chosen autocast; returns float32."""
+    import torch
+
+    with torch.no_grad(), autocast():
+        return model(x).float()
+
+
+class Trainer:
+    """Trains one model from a :class:`TrainConfig`.
+
+    Example:
+        >>> cfg = TrainConfig(data="/tmp/sc-data/cells", out="runs/cells", epochs=5)  # doctest: +SKIP
+        >>> Trainer(cfg).fit()  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.resume = resume
+        self.progress = progress
+        self.run_dir = Path(cfg.out)
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _setup(self) -> None:
+        import torch
+
+        from training.models import build_model
+
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.device = pick_device(cfg.device)
+        self.train = load_split(Path(cfg.data) / "train.h5")
+        val_path = Path(cfg.data) / "val.h5"
+        self.val: SplitArrays | None = load_split(val_path) if val_path.exists() else None
+        if self.val is not None and len(self.val.images) == 0:
+            self.val = None
+        if not self.train.images:
+            raise InputError(f"{Path(cfg.data) / 'train.h5'} has no images to train on")
+        in_ch = self.train.images[0].shape[2]
+        pix = np.concatenate([im.reshape(-1, in_ch)[::97] for im in self.train.images])
+        self.mean = (pix.mean(0) / 255.0).astype(np.float32)
+        self.std = np.maximum(pix.std(0) / 255.0, 1e-3).astype(np.float32)
+        n = cfg.samples_per_epoch or len(self.train.images)
+        self.dataset = PatchDataset(
+            self.train.images, self.train.densities, cfg.patch, n, cfg.aug,
+            self.mean, self.std, cfg.density_scale,
+        )  # fmt: skip
+        self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs())
+        if self.device == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.to(self.device)
+        self.ema = None
+        if cfg.ema_decay > 0:
+            from torch.optim.swa_utils import AveragedModel
+
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True
+            )
+        params = self.model.parameters()
+        if cfg.optimizer == "adamw":
+            self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "sgd":
+            self.opt = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True
+            )
+        else:
+            raise InputError(f"unknown optimizer '{cfg.optimizer}': use adamw or sgd")
+        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
+        total = self.steps_per_epoch * cfg.epochs
+        if cfg.schedule == "onecycle":
+            self.sched = torch.optim.lr_scheduler.OneCycleLR(
+                self.opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15
+            )
+        elif cfg.schedule == "cosine":
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total)
+        elif cfg.schedule == "constant":
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda _: 1.0)
+        else:
+            raise InputError(f"unknown schedule '{cfg.schedule}': use onecycle, cosine, constant")
+        self.autocast, self.scaler = self._precision()
+        self.start_epoch = 0
+        self.best_mae = float("inf")
+        self.best_epoch = -1
+        self.best_val: dict[str, float] = {}
+        if self.resume:
+            self._load_resume()
+
+    def _precision(self) -> tuple[Any, Any]:
+        import contextlib
+
+        import torch
+
+        p = self.cfg.precision
+        if p == "fp32":
+            return contextlib.nullcontext, None
+        if self.device == "cuda":
+            scaler = torch.amp.GradScaler("cuda")
+            return (lambda: torch.autocast("cuda", dtype=torch.float16)), scaler
+        if self.device == "cpu" and (p == "bf16" or (p == "auto" and cpu_supports_bf16())):
+            return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
+        return contextlib.nullcontext, None
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _eval_model(self) -> Any:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _config_dict(self, metrics: dict[str, float]) -> dict[str, Any]:
+        attrs = self.train.attrs
+        in_ch = int(self.train.images[0].shape[2])
+        return {
+            "model": {"architecture": self.cfg.arch, "in_channels": in_ch,
+                      **self.cfg.model_kwargs()},
+            "name": self.cfg.name,
+            "color_order": "RGB" if in_ch == 3 else "GRAY",
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "density_scale": float(self.cfg.density_scale),
+            "size_multiple": 8,
+            "input_scale": float(attrs.get("scale", 1.0)),
+            "dataset": {k: (v if isinstance(v, (int, float, str)) else str(v))
+                        for k, v in attrs.items()},
+            "metrics": metrics,
+            "train": self.cfg.to_dict(),
+            "version": __version__,
+        }  # fmt: skip
+
+    def _state(self, epoch: int, metrics: dict[str, float], full: bool) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "model": self._eval_model().state_dict(),
+            "config": self._config_dict(metrics),
+            "epoch": epoch,
+        }
+        if full:
+            state.update(
+                raw_model=self.model.state_dict(),
+                optimizer=self.opt.state_dict(),
+                scheduler=self.sched.state_dict(),
+                ema=self.ema.state_dict() if self.ema is not None else {},
+                best_mae=self.best_mae,
+                best_epoch=self.best_epoch,
+                best_val=self.best_val,
+            )
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def _load_resume(self) -> None:
+        path = self.run_dir / "last.pt"
+        if not path.exists():
+            raise InputError(f"--resume: no {path} to resume from; start without --resume")
+        state = load_checkpoint(path)
+        if state["config"]["train"] != self.cfg.to_dict():
+            logger.warning("resuming %s with changed settings; the run is no longer one recipe", path)
+        self.model.load_state_dict(state["raw_model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.best_mae = float(state["best_mae"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_val = dict(state["best_val"])
+        self.start_epoch = int(state["epoch"]) + 1
+        logger.info("resumed from %s at epoch %d", path, self.start_epoch)
+
+    # -- loop -----------------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        """Count metrics of the (EMA) model on the validation split."""
+        import torch
+
+        assert self.val is not None
+        model = self._eval_model()
+        model.eval()
+        preds = []
+        for img in self.val.images:
+            x = torch.from_numpy(normalize_image(img, self.mean, self.std)).to(self.device)
+            if self.device == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = predict_density(model, x, self.autocast)
+            preds.append(float(y.sum()) / self.cfg.density_scale)
+        return count_metrics(np.array(preds), np.array(self.val.counts, dtype=np.float64))
+
+    def fit(self) -> TrainResult:
+        """Train for ``cfg.epochs``; returns the best and last validation metrics."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )  # fmt: skip
+
+        self._setup()
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.run_dir / "log.csv"
+        if not self.resume or not log_path.exists():
+            log_path.write_text("epoch,train_loss,val_mae,val_rmse,val_bias,lr,seconds\n")
+        baseline = self._baseline_mae()
+        t_start = time.perf_counter()
+        last_val: dict[str, float] = {}
+        columns = (
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        )  # fmt: skip
+        total_steps = self.steps_per_epoch * (cfg.epochs - self.start_epoch)
+        with Progress(*columns, disable=not self.progress, transient=False) as progress:
+            task = progress.add_task("train", total=total_steps, info="")
+            for epoch in range(self.start_epoch, cfg.epochs):
+                t0 = time.perf_counter()
+                loss = self._train_epoch(epoch, progress, task)
+                is_last = epoch == cfg.epochs - 1
+                val: dict[str, float] = {}
+                if self.val is not None and ((epoch + 1) % cfg.val_every == 0 or is_last):
+                    val = self.validate()
+                    last_val = val
+                    if val["mae"] < self.best_mae:
+                        self.best_mae, self.best_epoch, self.best_val = val["mae"], epoch, val
+                        save_checkpoint(self._state(epoch, val, full=False),
+                                        self.run_dir / "best.pt")
+                elif self.val is None and is_last:
+                    self.best_epoch = epoch
+                    save_checkpoint(self._state(epoch, {}, full=False), self.run_dir / "best.pt")
+                save_checkpoint(self._state(epoch, val, full=True), self.run_dir / "last.pt")
+                secs = time.perf_counter() - t0
+                with log_path.open("a", newline="") as fh:
+                    csv.writer(fh).writerow([
+                        epoch, f"{loss:.6f}", f"{val.get('mae', float('nan')):.4f}",
+                        f"{val.get('rmse', float('nan')):.4f}",
+                        f"{val.get('bias', float('nan')):.4f}",
+                        f"{self.sched.get_last_lr()[0]:.3g}", f"{secs:.1f}",
+                    ])  # fmt: skip
+                info = f"epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}"
+                if val:
+                    info += f" val MAE {val['mae']:.2f} (best {self.best_mae:.2f})"
+                progress.update(task, info=info)
+                logger.debug(info)
+        return TrainResult(
+            best_epoch=self.best_epoch, best_val=self.best_val, last_val=last_val,
+            baseline_mae=baseline, seconds=time.perf_counter() - t_start, run_dir=self.run_dir,
+        )  # fmt: skip
+
+    def _train_epoch(self, epoch: int, progress: Any, task: Any) -> float:
+        import torch
+        from torch.utils.data import DataLoader
+
+        cfg = self.cfg
+        self.dataset.set_epoch(cfg.seed * 100_003 + epoch)
+        loader = DataLoader(
+            self.dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
+            drop_last=False, persistent_workers=False,
+        )  # fmt: skip
+        self.model.train()
+        total, n = 0.0, 0
+        for x, y in loader:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if self.device == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                pred = self.model(x)
+            loss = torch.nn.functional.mse_loss(pred.float(), y)
+            self.opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.opt.step()
+            self.sched.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            total += float(loss.detach()) * len(x)
+            n += len(x)
+            progress.update(task, advance=1)
+        return total / max(n, 1)
+
+    def _baseline_mae(self) -> float:
+        """MAE on validation of always predicting the training mean count."""
+        if self.val is None:
+            return float("nan")
+        mean = float(np.mean(self.train.counts))
+        return float(np.mean(np.abs(np.asarray(self.val.counts) - mean)))
+
