@@ -55,12 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: int) -> None:
+    """Our packages log at INFO (DEBUG with -v) to stderr; libraries only warnings."""
+    from rich.console import Console
     from rich.logging import RichHandler
 
-    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
-    handler = RichHandler(show_time=False, show_path=False, markup=False, rich_tracebacks=False)
-    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
-    logging.getLogger("streamcount").setLevel(level)
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = RichHandler(
+        console=Console(stderr=True), show_time=False, show_path=False, markup=False,
+        rich_tracebacks=False,
+    )  # fmt: skip
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
+    for name in ("streamcount", "training", "exports"):
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,11 +32,41 @@ class SessionInfo:
     providers: list[str]
 
 
+def _loadable(*names: str) -> bool:
+    """True when one of these shared libraries can be loaded (a cheap presence check)."""
+    import ctypes
+
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def gpu_providers_present() -> dict[str, bool]:
+    """Whether the NVIDIA driver (for CUDA) and TensorRT libraries can be loaded here.
+
+    ONNX Runtime's GPU build lists the CUDA and TensorRT providers even on machines without a
+    GPU and then prints errors and falls back; asking only for what can load keeps it quiet.
+    """
+    cuda = _loadable("libcuda.so.1", "libcuda.so", "nvcuda.dll")
+    trt = cuda and _loadable("libnvinfer.so.10", "libnvinfer.so", "nvinfer_10.dll", "nvinfer.dll")
+    return {"cuda": cuda, "tensorrt": trt}
+
+
 def provider_chain(device: str, cache_dir: Path | None = None) -> list[Any]:
     """The providers to ask for, best first, for ``device``."""
     import onnxruntime as ort
 
-    avail = ort.get_available_providers()
+    present = gpu_providers_present()
+    avail = [
+        p
+        for p in ort.get_available_providers()
+        if (p != "CUDAExecutionProvider" or present["cuda"])
+        and (p != "TensorrtExecutionProvider" or present["tensorrt"])
+    ]
     trt_opts = {"trt_fp16_enable": True, "trt_engine_cache_enable": True}
     if cache_dir is not None:
         trt_opts["trt_engine_cache_path"] = str(cache_dir)

@@ -1,0 +1,70 @@
+"""``streamcount export``: checkpoint -> ONNX (fp32, fp16 or int8), verified."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from streamcount.errors import InputError, require
+
+HELP = "export a checkpoint to ONNX with metadata; --verify, --fp16, --int8 (needs train extra)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``streamcount export``."""
+    p.add_argument("checkpoint", type=Path, help="best.pt from `streamcount train`")
+    p.add_argument("--out", type=Path, required=True, help="destination .onnx")
+    p.add_argument("--name", default="", help="model name stored in the metadata")
+    p.add_argument("--verify", action="store_true",
+                   help="compare torch and ONNX Runtime on several sizes (1e-4 relative)")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="fp16 weights (for GPUs)")
+    prec.add_argument("--int8", action="store_true", help="static int8 QDQ (needs --calibration)")
+    p.add_argument("--calibration", type=Path, help="folder of real images for --int8")
+    p.add_argument("--max-drift", type=float, default=0.05,
+                   help="refuse int8 when its mean relative count drift vs fp32 is above this")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, optionally verify and quantize."""
+    require("torch", "train")
+    require("onnx", "train")
+    from rich.console import Console
+
+    from exports.onnx import export_checkpoint
+    from exports.quantize import convert_fp16, quantize_int8
+
+    if args.int8 and not args.calibration:
+        raise InputError("--int8 needs --calibration DIR (a folder of real images)")
+    if args.out.suffix.lower() != ".onnx":
+        raise InputError(f"--out {args.out}: use a path ending in .onnx")
+    report: dict[str, object] = {"out": str(args.out)}
+    with tempfile.TemporaryDirectory() as d:
+        fp32 = args.out if not (args.fp16 or args.int8) else Path(d) / "fp32.onnx"
+        res = export_checkpoint(args.checkpoint, fp32, name=args.name, do_verify=args.verify)
+        report["precision"] = "fp32"
+        if res.max_rel_diff is not None:
+            report["verify_max_rel_diff"] = res.max_rel_diff
+        if args.fp16:
+            convert_fp16(fp32, args.out)
+            report["precision"] = "fp16"
+        if args.int8:
+            drift = quantize_int8(fp32, args.out, args.calibration, max_drift=args.max_drift)
+            report["precision"] = "int8"
+            report["int8_drift"] = drift.__dict__
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    c = Console()
+    c.print(f"wrote [bold]{args.out}[/] ({report['precision']}, {res.metadata.architecture})")
+    if "verify_max_rel_diff" in report:
+        c.print(f"verified against torch: max relative count difference "
+                f"{report['verify_max_rel_diff']:.2e} (limit 1e-4)")
+    if args.int8:
+        dr = report["int8_drift"]
+        c.print(f"int8 vs fp32 on {dr['n_images']} images: mean drift {dr['mean_rel']:.2%}, "
+                f"max {dr['max_rel']:.2%}")
+    return 0
