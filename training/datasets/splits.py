@@ -1,0 +1,78 @@
+"""Validation splits carved from training data.
+
+Video datasets (consecutive frames are near-duplicates) hold out one contiguous block, by
+default the last ``fraction`` of the frames (Mall: the last 160 of frames 1-800), so no
+validation frame has a neighbour in training. Image datasets hold out a seeded random subset.
+
+Example:
+    >>> train, val = carve_validation([f"f{i}" for i in range(10)], 0.2, kind="video")
+    >>> val
+    ['f8', 'f9']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamcount.errors import InputError
+
+
+@dataclass
+class SplitConfig:
+    """How the validation split is carved.
+
+    Attributes:
+        fraction: Share of the training keys held out (0 disables validation).
+        seed: Seed for image datasets.
+        position: For video: ``"end"`` (default) or ``"start"`` of the frame range.
+    """
+
+    fraction: float = 0.2
+    seed: int = 0
+    position: str = "end"
+
+
+def carve_validation(
+    keys: list[str],
+    fraction: float,
+    kind: str = "images",
+    seed: int = 0,
+    position: str = "end",
+) -> tuple[list[str], list[str]]:
+    """Split ``keys`` into training and validation keys.
+
+    Args:
+        keys: Training keys in their natural (time) order.
+        fraction: Share held out for validation, in ``[0, 1)``.
+        kind: ``"video"`` (contiguous block) or ``"images"`` (seeded random subset).
+        seed: Random seed for images.
+        position: For video, ``"end"`` or ``"start"``.
+
+    Returns:
+        ``(train, val)``, each in the original order.
+
+    Raises:
+        InputError: Fraction outside ``[0, 1)`` or nothing left for training.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise InputError(f"--val-fraction must be in [0, 1), got {fraction}")
+    n = len(keys)
+    n_val = round(n * fraction)
+    if fraction > 0 and n >= 2:
+        n_val = max(1, n_val)
+    n_val = min(n_val, n - 1) if n else 0
+    if n_val <= 0:
+        return list(keys), []
+    if kind == "video":
+        if position == "start":
+            return list(keys[n_val:]), list(keys[:n_val])
+        if position != "end":
+            raise InputError(f"validation position must be 'start' or 'end', got {position!r}")
+        return list(keys[: n - n_val]), list(keys[n - n_val:])
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(n, size=n_val, replace=False).tolist())
+    train = [k for i, k in enumerate(keys) if i not in held]
+    val = [k for i, k in enumerate(keys) if i in held]
+    return train, val
