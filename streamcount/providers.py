@@ -80,7 +80,7 @@ def provider_chain(device: str, cache_dir: Path | None = None) -> list[Any]:
 
 
 def create_session(
-    model_path: Path, device: str = "auto", threads: int = 0, cache_dir: Path | None = None
+    model_path: Path | bytes, device: str = "auto", threads: int = 0, cache_dir: Path | None = None
 ) -> SessionInfo:
     """Create an InferenceSession on the best usable provider for ``device``.
 
@@ -107,7 +107,8 @@ def create_session(
     so.inter_op_num_threads = 1
     chain = provider_chain(device, cache_dir)
     try:
-        sess = ort.InferenceSession(str(model_path), sess_options=so, providers=chain)
+        model = model_path if isinstance(model_path, bytes) else str(model_path)
+        sess = ort.InferenceSession(model, sess_options=so, providers=chain)
     except Exception as exc:  # ORT raises its own exception types for bad files
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{model_path} is not a loadable ONNX model ({msg})") from exc
@@ -125,6 +126,13 @@ def create_session(
     return SessionInfo(session=sess, device=real, providers=got)
 
 
-def usable_device(model_path: Path) -> SessionInfo:
-    """Which provider ``auto`` really gets on this machine, probed with ``model_path``."""
-    return create_session(model_path, "auto")
+# A one-node ONNX model (Identity on a float[1]), serialized: probes providers without any model
+# file and without the onnx package.
+_PROBE = "CAg6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAR"
+
+
+def usable_device(device: str = "auto") -> str:
+    """The provider ``device`` really gets on this machine (``cpu``, ``cuda`` or ``tensorrt``)."""
+    import base64
+
+    return create_session(base64.b64decode(_PROBE), device).device

@@ -52,3 +52,68 @@ def blob_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 s = Sample(name=f"{split}{i}", image=img, points=pts)
                 w.add(s, density_map(pts, (64, 64), cfg))
     return out
+
+
+def make_tiny_model(path: Path, weight: float = 1e-3, in_channels: int = 3, meta: bool = True,
+                    input_scale: float = 1.0, name: str = "tiny") -> Path:
+    """Write a tiny real ONNX density model: density = weight * mean over channels of the input.
+
+    With the metadata's identity normalization (mean 0, std 1 on pixels / 255) the count of a
+    frame is ``weight * sum(grey / 255)``, so tests can predict it exactly.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from streamcount.metadata import ModelMetadata
+
+    w = np.full((1, in_channels, 1, 1), weight / in_channels, np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["density"], kernel_shape=[1, 1])],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", in_channels, "h", "w"])],
+        [helper.make_tensor_value_info("density", TensorProto.FLOAT, ["batch", 1, "h", "w"])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if meta:
+        md = ModelMetadata(
+            architecture="tiny-conv", in_channels=in_channels,
+            color_order="RGB" if in_channels == 3 else "GRAY",
+            mean=[0.0] * in_channels, std=[1.0] * in_channels, density_scale=1.0,
+            input_scale=input_scale, name=name,
+        )  # fmt: skip
+        for k, v in md.to_props().items():
+            model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    """A tiny ONNX density model with streamcount metadata (see :func:`make_tiny_model`)."""
+    return make_tiny_model(tmp_path / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (barely trained) U-Net-4 checkpoint from `Trainer` on the blob dataset."""
+    pytest.importorskip("torch")
+    from training.config import TrainConfig
+    from training.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("tiny_ckpt")
+    cfg = TrainConfig(data=str(blob_dataset), out=str(out), filters=4, epochs=1,
+                      samples_per_epoch=16, patch=32, name="blobs", threads=2)
+    Trainer(cfg, progress=False).fit()
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def exported_model(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_checkpoint`` exported to ONNX (fp32, verified) once per session."""
+    from exports.onnx import export_checkpoint
+
+    out = tmp_path_factory.mktemp("onnx") / "blobs.onnx"
+    export_checkpoint(tiny_checkpoint, out, do_verify=True)
+    return out

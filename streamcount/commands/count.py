@@ -1,0 +1,95 @@
+"""``streamcount count``: count objects in images, folders and globs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from streamcount.errors import InputError, OutputError
+
+HELP = "count objects in images, folders or globs with a bundled or exported model"
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``streamcount count``."""
+    p.add_argument("paths", nargs="+", metavar="PATH", help="images, folders or glob patterns")
+    p.add_argument("--model", default="crowd", help="bundled name (crowd, mall, cells) or .onnx")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    p.add_argument("--batch", type=int, default=1, help="images per engine call (same sizes)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    p.add_argument("--zones", type=Path, help="zone file (JSON/YAML): counts per zone")
+    p.add_argument("--save-density", type=Path, metavar="DIR",
+                   help="write heatmap overlays (PNG) into DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Count each image; a table (or JSON lines) and the total."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamcount.engine import Counter
+    from streamcount.images import expand_paths, iter_images
+    from streamcount.zones import ZoneSet
+
+    paths = expand_paths(args.paths)
+    zones = ZoneSet.load(args.zones) if args.zones else ZoneSet.empty()
+    counter = Counter(args.model, device=args.device, threads=args.threads)
+    overlay = None
+    if args.save_density:
+        from streamcount.overlay import Overlay
+
+        try:
+            args.save_density.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {args.save_density}: {exc.strerror}") from None
+        overlay = Overlay()
+    err = Console(stderr=True)
+    table = Table(title=f"{counter.name} ({counter.device})")
+    table.add_column("image")
+    table.add_column("count", justify="right")
+    for name in zones.names:
+        table.add_column(name, justify="right")
+    total, n_ok, n_bad = 0.0, 0, 0
+    for path, img in iter_images(paths):
+        if isinstance(img, InputError):
+            n_bad += 1
+            if args.json:
+                print(json.dumps({"path": str(path), "error": img.message}), flush=True)
+            else:
+                err.print(f"skipped: {img.message}")
+            continue
+        res = counter.count(img)
+        density = zones.apply_roi(res.density)
+        count = float(density.sum()) if zones.roi is not None else res.count
+        zc = zones.counts(density)
+        total += count
+        n_ok += 1
+        if args.json:
+            rec = {"path": str(path), "count": round(count, 3)}
+            if zc:
+                rec["zones"] = {k: round(v, 3) for k, v in zc.items()}
+            print(json.dumps(rec), flush=True)
+        else:
+            table.add_row(str(path), f"{count:.1f}", *(f"{v:.1f}" for v in zc.values()))
+        if overlay is not None:
+            import cv2
+
+            from streamcount.preprocess import to_bgr8
+
+            out = args.save_density / f"{path.stem}_density.png"
+            vis = overlay.draw(to_bgr8(img, 3), density, count, zones=zones)
+            if not cv2.imwrite(str(out), vis):
+                raise OutputError(f"cannot write {out}")
+    if not args.json:
+        Console().print(table)
+        Console().print(f"[bold]{n_ok}[/] images, total count [bold]{total:.1f}[/]"
+                        + (f", {n_bad} unreadable" if n_bad else ""))
+    if n_ok == 0:
+        print("error: none of the images could be read", file=sys.stderr)
+        return InputError.exit_code
+    return 0

@@ -1,0 +1,90 @@
+"""``streamcount info``: versions, providers and bundled models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+HELP = "versions, ONNX Runtime providers (and the one that really works), bundled models"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``streamcount info``."""
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--cards", action="store_true", help="print each bundled model's card")
+
+
+def gather() -> dict[str, object]:
+    """Everything ``info`` shows, as a dict."""
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+
+    from streamcount import __version__
+    from streamcount.models import bundled_models
+    from streamcount.providers import create_session, gpu_providers_present, usable_device
+
+    models: dict[str, object] = {}
+    for name, path in bundled_models().items():
+        info = create_session(path, "cpu")
+        meta = dict(info.session.get_modelmeta().custom_metadata_map)
+        models[name] = {
+            "path": str(path),
+            "size_mb": round(path.stat().st_size / 1e6, 2),
+            "architecture": meta.get("streamcount.architecture", "?"),
+            "precision": meta.get("streamcount.precision", "?"),
+            "input_scale": meta.get("streamcount.input_scale", "?"),
+            "metrics": json.loads(meta.get("streamcount.metrics", "{}")),
+        }
+    try:
+        import torch
+
+        torch_v = torch.__version__
+    except ImportError:
+        torch_v = "not installed (needed only for prepare/train/evaluate/export)"
+    return {
+        "streamcount": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "onnxruntime": ort.__version__,
+        "torch": torch_v,
+        "providers_installed": ort.get_available_providers(),
+        "gpu_libraries": gpu_providers_present(),
+        "provider_in_use": usable_device("auto"),
+        "models": models,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the information."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.table import Table
+
+    from streamcount.models import model_card
+
+    data = gather()
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    c = Console()
+    t = Table(show_header=False, title="streamcount")
+    for k, v in data.items():
+        if k != "models":
+            t.add_row(k, str(v))
+    c.print(t)
+    mt = Table(title="bundled models")
+    for col in ("name", "architecture", "precision", "input scale", "MB", "validation"):
+        mt.add_column(col)
+    for name, m in data["models"].items():  # type: ignore[union-attr]
+        metrics = ", ".join(f"{k} {v:.2f}" for k, v in m["metrics"].items() if k in ("mae", "rmse"))
+        mt.add_row(name, m["architecture"], m["precision"], str(m["input_scale"]),
+                   str(m["size_mb"]), metrics)
+    c.print(mt)
+    if args.cards:
+        for name in data["models"]:  # type: ignore[union-attr]
+            c.print(Markdown(model_card(name)))
+    return 0

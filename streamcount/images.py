@@ -1,0 +1,66 @@
+"""Reading still images from paths, folders and globs, with one clear error for each bad file."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamcount.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+MAX_PIXELS = 20000 * 20000
+
+
+def expand_paths(items: Sequence[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths.
+
+    Raises:
+        InputError: an item matches nothing.
+    """
+    out: list[Path] = []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise InputError(f"no images in folder {p} (looked for {', '.join(IMAGE_SUFFIXES)})")
+            out.extend(files)
+        elif p.is_file():
+            out.append(p)
+        elif any(ch in item for ch in "*?["):
+            files = sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
+            if not files:
+                raise InputError(f"the pattern {item} matches no file")
+            out.extend(files)
+        else:
+            raise InputError(f"no such file or folder: {item}")
+    return out
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as OpenCV does (BGR, grey, BGRA; 8 or 16 bit), or raise one clear line."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data.size == 0:
+        raise InputError(f"{path} is empty (0 bytes)")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise InputError(f"{path} is not a readable image (corrupt, truncated or unknown format)")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise InputError(f"{path} is {img.shape[1]}x{img.shape[0]}: larger than 20000x20000")
+    return img
+
+
+def iter_images(paths: Sequence[Path]) -> Iterator[tuple[Path, np.ndarray | InputError]]:
+    """``(path, image)`` per path; a bad file yields its error instead of stopping the loop."""
+    for p in paths:
+        try:
+            yield p, read_image(p)
+        except InputError as exc:
+            yield p, exc

@@ -1,0 +1,246 @@
+"""Named counting zones and a region of interest, as polygons in frame pixels.
+
+A zone file is JSON or YAML::
+
+    {
+      "frame_size": [640, 480],            # the size the coordinates refer to (optional)
+      "roi": [[0, 100], [640, 100], [640, 480], [0, 480]],   # optional: count only here
+      "zones": [
+        {"name": "entrance", "polygon": [[10, 200], [200, 200], [200, 470], [10, 470]],
+         "alerts": [{"above": 10, "for": 5}]}
+      ]
+    }
+
+A zone's count is the integral of the density map over its polygon. When frames are not of
+``frame_size`` the polygons are scaled to the frame.
+
+Example:
+    >>> square = [[0, 0], [4, 0], [4, 4], [0, 4]]
+    >>> zs = ZoneSet.from_dict({"zones": [{"name": "all", "polygon": square}]})
+    >>> zs.counts(np.ones((8, 8), np.float32))["all"]
+    25.0
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from streamcount.errors import InputError
+
+
+@dataclass
+class AlertRule:
+    """Raise an alert when a zone's (smoothed) count stays above/below a value for N seconds."""
+
+    above: float | None = None
+    below: float | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Zone:
+    """A named polygon (frame pixels) and its alert rules."""
+
+    name: str
+    polygon: np.ndarray
+    alerts: list[AlertRule] = field(default_factory=list)
+
+
+def _segments_cross(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> bool:
+    def orient(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+        return float((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+
+    d1, d2 = orient(q1, q2, p1), orient(q1, q2, p2)
+    d3, d4 = orient(p1, p2, q1), orient(p1, p2, q2)
+    return (d1 * d2 < 0) and (d3 * d4 < 0)
+
+
+def self_intersects(poly: np.ndarray) -> bool:
+    """True when two non-adjacent edges of the closed polygon cross."""
+    n = len(poly)
+    edges = [(poly[i], poly[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # adjacent through the closing edge
+            if _segments_cross(*edges[i], *edges[j]):
+                return True
+    return False
+
+
+def _polygon(raw: Any, what: str, source: str) -> np.ndarray:
+    try:
+        poly = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{source}: {what} polygon is not a list of [x, y] numbers") from None
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3:
+        raise InputError(f"{source}: {what} polygon needs at least 3 [x, y] points")
+    if not np.isfinite(poly).all():
+        raise InputError(f"{source}: {what} polygon has non-finite coordinates")
+    area = 0.5 * abs(float(np.dot(poly[:, 0], np.roll(poly[:, 1], 1))
+                            - np.dot(poly[:, 1], np.roll(poly[:, 0], 1))))  # fmt: skip
+    if area < 1.0:
+        raise InputError(f"{source}: {what} polygon is empty (area {area:.1f} px)")
+    if self_intersects(poly):
+        raise InputError(f"{source}: {what} polygon intersects itself; list its corners in order")
+    return poly
+
+
+class ZoneSet:
+    """Zones and an optional ROI; integrates density maps over them.
+
+    Masks are rasterised once per frame size and reused.
+    """
+
+    def __init__(
+        self,
+        zones: list[Zone],
+        roi: np.ndarray | None = None,
+        frame_size: tuple[int, int] | None = None,
+        source: str = "zones",
+    ) -> None:
+        self.zones = zones
+        self.roi = roi
+        self.frame_size = frame_size  # (w, h) the coordinates refer to
+        self.source = source
+        self._cache: dict[tuple[int, int], tuple[np.ndarray | None, np.ndarray]] = {}
+
+    @property
+    def names(self) -> list[str]:
+        """Zone names in file order."""
+        return [z.name for z in self.zones]
+
+    @classmethod
+    def empty(cls) -> ZoneSet:
+        """No zones, no ROI."""
+        return cls([])
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "zones") -> ZoneSet:
+        """Build from the parsed file content; every problem is one clear :class:`InputError`."""
+        if not isinstance(data, dict):
+            raise InputError(f"{source}: expected an object with 'zones' (and optional 'roi')")
+        raw_zones = data.get("zones", [])
+        if not isinstance(raw_zones, list):
+            raise InputError(f"{source}: 'zones' must be a list")
+        zones: list[Zone] = []
+        for i, z in enumerate(raw_zones):
+            if not isinstance(z, dict) or "polygon" not in z:
+                raise InputError(f"{source}: zone #{i + 1} needs a 'polygon'")
+            name = str(z.get("name", f"zone{i + 1}"))
+            if name in {q.name for q in zones}:
+                raise InputError(f"{source}: zone name '{name}' is used twice")
+            rules = []
+            for a in z.get("alerts", []) or []:
+                if not isinstance(a, dict) or ("above" not in a and "below" not in a):
+                    raise InputError(f"{source}: zone '{name}': an alert needs 'above' or 'below'")
+                rules.append(AlertRule(a.get("above"), a.get("below"), float(a.get("for", 0))))
+            zones.append(Zone(name, _polygon(z["polygon"], f"zone '{name}'", source), rules))
+        roi = _polygon(data["roi"], "roi", source) if data.get("roi") is not None else None
+        size = data.get("frame_size")
+        if size is not None:
+            if not (isinstance(size, list | tuple) and len(size) == 2 and min(size) > 0):
+                raise InputError(f"{source}: frame_size must be [width, height]")
+            size = (int(size[0]), int(size[1]))
+            for z in zones:
+                _check_inside(z.polygon, size, f"zone '{z.name}'", source)
+            if roi is not None:
+                _check_inside(roi, size, "roi", source)
+        return cls(zones, roi, size, source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ZoneSet:
+        """Read a JSON or YAML zone file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise InputError(f"zone file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read zone file {path}: {exc}") from None
+        if not text.strip():
+            raise InputError(f"zone file {path} is empty; make one with `streamcount zones`")
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as exc:  # json and yaml raise different types
+            line = str(exc).splitlines()[0]
+            raise InputError(f"zone file {path} is not valid {path.suffix[1:]}: {line}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def _scaled(self, poly: np.ndarray, w: int, h: int) -> np.ndarray:
+        if self.frame_size is None or self.frame_size == (w, h):
+            return poly
+        return poly * np.array([w / self.frame_size[0], h / self.frame_size[1]])
+
+    def masks(self, h: int, w: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """(ROI mask ``H x W`` float32 or None, zone masks ``Z x (H*W)`` float32)."""
+        key = (h, w)
+        if key not in self._cache:
+            roi = None
+            if self.roi is not None:
+                roi = np.zeros((h, w), np.uint8)
+                cv2.fillPoly(roi, [np.round(self._scaled(self.roi, w, h)).astype(np.int32)], 1)
+                roi = roi.astype(np.float32)
+            zm = np.zeros((len(self.zones), h * w), np.float32)
+            for i, z in enumerate(self.zones):
+                m = np.zeros((h, w), np.uint8)
+                cv2.fillPoly(m, [np.round(self._scaled(z.polygon, w, h)).astype(np.int32)], 1)
+                zm[i] = m.ravel()
+            self._cache = {key: (roi, zm)}  # one size at a time per source
+        return self._cache[key]
+
+    def apply_roi(self, density: np.ndarray) -> np.ndarray:
+        """The density with everything outside the ROI set to zero (a copy only when needed)."""
+        roi, _ = self.masks(*density.shape)
+        return density if roi is None else density * roi
+
+    def counts(self, density: np.ndarray) -> dict[str, float]:
+        """Integral of ``density`` (frame coordinates, ROI applied) over each zone."""
+        if not self.zones:
+            return {}
+        _, zm = self.masks(*density.shape)
+        vals = zm @ density.ravel().astype(np.float32, copy=False)
+        return {z.name: float(v) for z, v in zip(self.zones, vals, strict=True)}
+
+    def outlines(self, h: int, w: int) -> list[tuple[str, np.ndarray]]:
+        """Zone polygons in frame pixels (for drawing), ROI first as ``"roi"``."""
+        out = []
+        if self.roi is not None:
+            out.append(("roi", np.round(self._scaled(self.roi, w, h)).astype(np.int32)))
+        for z in self.zones:
+            out.append((z.name, np.round(self._scaled(z.polygon, w, h)).astype(np.int32)))
+        return out
+
+
+def _check_inside(poly: np.ndarray, size: tuple[int, int], what: str, source: str) -> None:
+    w, h = size
+    x0, y0 = poly.min(0)
+    x1, y1 = poly.max(0)
+    if x1 < 0 or y1 < 0 or x0 > w or y0 > h:
+        raise InputError(f"{source}: {what} lies entirely outside the {w}x{h} frame")
+    # Partly outside is fine: the mask is clipped to the frame.
+
+
+def template(width: int, height: int) -> dict[str, Any]:
+    """A starting zone file for a ``width x height`` frame: left and right halves, whole ROI."""
+    half = width // 2
+    return {
+        "frame_size": [width, height],
+        "roi": [[0, 0], [width, 0], [width, height], [0, height]],
+        "zones": [
+            {"name": "left", "polygon": [[0, 0], [half, 0], [half, height], [0, height]],
+             "alerts": [{"above": 20, "for": 5}]},
+            {"name": "right", "polygon": [[half, 0], [width, 0], [width, height], [half, height]]},
+        ],
+    }  # fmt: skip

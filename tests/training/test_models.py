@@ -1,0 +1,31 @@
+"""Architectures: any input size in, same size out; registry."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from streamcount.errors import InputError  # noqa: E402
+from training.models import available, build_model  # noqa: E402
+
+
+@pytest.mark.parametrize("name,kwargs", [("unet", {"filters": 8}), ("fcrn_a", {"n_convs": 1})])
+@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 37, 53), (1, 3, 8, 9), (1, 1, 30, 30)])
+def test_output_size_equals_input_size(name: str, kwargs: dict, shape: tuple) -> None:
+    net = build_model(name, in_channels=shape[1], **kwargs).eval()
+    with torch.no_grad():
+        y = net(torch.zeros(*shape))
+    assert y.shape == (shape[0], 1, shape[2], shape[3])
+
+
+def test_registry_lists_builtin_and_rejects_unknown() -> None:
+    assert {"unet", "fcrn_a"} <= set(available())
+    with pytest.raises(InputError, match="unknown architecture"):
+        build_model("resnet")
+
+
+def test_fcrn_channel_plan() -> None:
+    net = build_model("fcrn_a", n_convs=1)
+    convs = [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [32, 64, 128, 512, 128, 64, 32, 1]

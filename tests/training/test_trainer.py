@@ -1,0 +1,103 @@
+"""The trainer learns, resumes exactly, writes atomic checkpoints; evaluate reports metrics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.checkpoint import load_checkpoint  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.data import AugmentConfig  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
+
+
+def _cfg(data: Path, out: Path, epochs: int) -> TrainConfig:
+    return TrainConfig(
+        data=str(data), out=str(out), filters=8, epochs=epochs, samples_per_epoch=96,
+        batch_size=8, patch=32, lr=5e-3, seed=1, name="blobs", threads=2, ema_decay=0.9,
+        aug=AugmentConfig(hflip=True, vflip=True),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("run")
+    result = Trainer(_cfg(blob_dataset, out, epochs=12), progress=False).fit()
+    return result, out
+
+
+def test_training_beats_predict_the_mean(trained) -> None:
+    result, _ = trained
+    assert result.best_val["mae"] < 0.5 * result.baseline_mae
+
+
+def test_checkpoint_is_weights_only_with_plain_config(trained) -> None:
+    _, out = trained
+    state = load_checkpoint(out / "best.pt")  # torch.load(weights_only=True) inside
+    cfg = state["config"]
+    assert cfg["model"]["architecture"] == "unet" and cfg["model"]["filters"] == 8
+    assert cfg["density_scale"] == 100.0 and len(cfg["mean"]) == 3
+    json.dumps(cfg)  # plain types only
+    assert not list(out.glob("*.tmp"))
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,train_loss,val_mae") and len(log) == 13
+
+
+def test_resume_continues_exactly(blob_dataset: Path, tmp_path: Path) -> None:
+    full = Trainer(_cfg(blob_dataset, tmp_path / "a", epochs=3), progress=False)
+    full.fit()
+    part = _cfg(blob_dataset, tmp_path / "b", epochs=3)
+    # Train 2 of 3 epochs: same schedule length, stopped early by editing epochs afterwards.
+    t = Trainer(part, progress=False)
+    t._setup()
+    t.run_dir.mkdir(parents=True, exist_ok=True)
+    (t.run_dir / "log.csv").write_text("epoch\n")
+    from rich.progress import Progress
+
+    from training.checkpoint import save_checkpoint
+
+    with Progress(disable=True) as p:
+        task = p.add_task("x", total=100)
+        for epoch in range(2):
+            t._train_epoch(epoch, p, task)
+            save_checkpoint(t._state(epoch, {}, full=True), t.run_dir / "last.pt")
+    Trainer(part, resume=True, progress=False).fit()
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["raw_model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["raw_model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_without_checkpoint_is_one_clear_error(blob_dataset: Path, tmp_path: Path) -> None:
+    from streamcount.errors import InputError
+
+    with pytest.raises(InputError, match="no .*last.pt"):
+        Trainer(_cfg(blob_dataset, tmp_path, 1), resume=True, progress=False).fit()
+
+
+def test_evaluate_reports_metrics_and_plot(trained, blob_dataset: Path, tmp_path: Path) -> None:
+    from training.evaluate import evaluate_checkpoint, plot_evaluation
+
+    _, out = trained
+    ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", progress=False)
+    assert ev.metrics["n"] == 8
+    assert ev.metrics["game0"] == pytest.approx(ev.metrics["mae"], rel=1e-4)
+    assert ev.metrics["game3"] >= ev.metrics["game0"]
+    assert np.isfinite([ev.metrics[k] for k in ("mae", "rmse", "bias")]).all()
+    plot_evaluation(ev, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_recipe_round_trip(tmp_path: Path) -> None:
+    cfg = TrainConfig(data="d", epochs=3, aug=AugmentConfig(vflip=True, scale_jitter=0.1))
+    text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items() if k != "aug")
+    text += "\n[aug]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.aug.__dict__.items())
+    (tmp_path / "r.toml").write_text(text)
+    assert TrainConfig.from_toml(tmp_path / "r.toml") == cfg
+    assert replace(cfg, epochs=4) != cfg
