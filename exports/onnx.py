@@ -38,7 +38,9 @@ class ExportResult:
     max_rel_diff: float | None = None
 
 
-def metadata_from_config(cfg: dict[str, Any], name: str = "", precision: str = "fp32") -> ModelMetadata:
+def metadata_from_config(
+    cfg: dict[str, Any], name: str = "", precision: str = "fp32"
+) -> ModelMetadata:
     """The ONNX metadata for a checkpoint's config dict."""
     arch = cfg["model"]
     label = arch["architecture"]
@@ -74,7 +76,7 @@ def add_metadata(model: Any, meta: ModelMetadata) -> None:
 
 
 def _name_dims(model: Any) -> None:
-    """Readable dynamic dims: image [batch, C, height, width] -> density [batch, 1, height, width]."""
+    """Readable dynamic dims: [batch, C, height, width] in, [batch, 1, height, width] out."""
     for vi in list(model.graph.input) + list(model.graph.output):
         dims = vi.type.tensor_type.shape.dim
         for i, label in ((0, "batch"), (2, "height"), (3, "width")):

@@ -27,7 +27,8 @@ def expand_paths(items: Sequence[str]) -> list[Path]:
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
-                raise InputError(f"no images in folder {p} (looked for {', '.join(IMAGE_SUFFIXES)})")
+                kinds = ", ".join(IMAGE_SUFFIXES)
+                raise InputError(f"no images in folder {p} (looked for {kinds})")
             out.extend(files)
         elif p.is_file():
             out.append(p)

@@ -128,7 +128,9 @@ def create_session(
 
 # A one-node ONNX model (Identity on a float[1]), serialized: probes providers without any model
 # file and without the onnx package.
-_PROBE = "CAg6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAR"
+_PROBE = (
+    "CAg6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAR"
+)
 
 
 def usable_device(device: str = "auto") -> str:

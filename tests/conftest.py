@@ -70,7 +70,7 @@ def make_tiny_model(path: Path, weight: float = 1e-3, in_channels: int = 3, meta
     graph = helper.make_graph(
         [helper.make_node("Conv", ["image", "w"], ["density"], kernel_shape=[1, 1])],
         "tiny",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", in_channels, "h", "w"])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", in_channels, "h", "w"])],
         [helper.make_tensor_value_info("density", TensorProto.FLOAT, ["batch", 1, "h", "w"])],
         [numpy_helper.from_array(w, "w")],
     )

@@ -38,7 +38,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}; pass the .pt written by `streamcount train`")
+        raise InputError(f"checkpoint not found: {path}; pass a .pt from `streamcount train`")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file

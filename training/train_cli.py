@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if not (Path(cfg.data) / "train.h5").is_file():
         raise InputError(
-            f"{cfg.data} has no train.h5: make it with `streamcount prepare FORMAT --out {cfg.data}`"
+            f"{cfg.data} has no train.h5: make it with "
+            f"`streamcount prepare FORMAT --out {cfg.data}`"
         )
     result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit()
     summary = {

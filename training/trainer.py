@@ -88,7 +88,7 @@ class Trainer:
     """Trains one model from a :class:`TrainConfig`.
 
     Example:
-        >>> cfg = TrainConfig(data="/tmp/sc-data/cells", out="runs/cells", epochs=5)  # doctest: +SKIP
+        >>> cfg = TrainConfig(data="data/cells", out="runs/cells", epochs=5)  # doctest: +SKIP
         >>> Trainer(cfg).fit()  # doctest: +SKIP
     """
 
@@ -230,7 +230,7 @@ class Trainer:
             raise InputError(f"--resume: no {path} to resume from; start without --resume")
         state = load_checkpoint(path)
         if state["config"]["train"] != self.cfg.to_dict():
-            logger.warning("resuming %s with changed settings; the run is no longer one recipe", path)
+            logger.warning("resuming %s with changed settings: no longer one recipe", path)
         self.model.load_state_dict(state["raw_model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])

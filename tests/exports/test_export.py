@@ -15,14 +15,10 @@ pytest.importorskip("onnx")
 from streamcount.cli import main
 from streamcount.engine import Counter
 from streamcount.errors import ModelError
+from tests.conftest import blob_image
 
 
 def _images(folder: Path, n: int = 4) -> Path:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import blob_image
-
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
     for i in range(n):

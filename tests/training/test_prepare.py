@@ -9,7 +9,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from test_datasets import (
+
+from streamcount.cli import main
+from streamcount.errors import InputError
+from tests.training.test_datasets import (
     SHARED,
     make_cells,
     make_mall,
@@ -18,9 +21,6 @@ from test_datasets import (
     make_ucsd,
     write_points_annotations,
 )
-
-from streamcount.cli import main
-from streamcount.errors import InputError
 from training.datasets.base import Sample
 from training.store import SplitWriter, read_split, split_info
 

@@ -77,7 +77,7 @@ def test_resume_continues_exactly(blob_dataset: Path, tmp_path: Path) -> None:
 def test_resume_without_checkpoint_is_one_clear_error(blob_dataset: Path, tmp_path: Path) -> None:
     from streamcount.errors import InputError
 
-    with pytest.raises(InputError, match="no .*last.pt"):
+    with pytest.raises(InputError, match=r"no .*last\.pt"):
         Trainer(_cfg(blob_dataset, tmp_path, 1), resume=True, progress=False).fit()
 
 

@@ -31,4 +31,4 @@ class Sample:
     @property
     def count(self) -> int:
         """The number of annotated points."""
-        return int(len(self.points))
+        return len(self.points)

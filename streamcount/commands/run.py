@@ -1,0 +1,384 @@
+"""``streamcount run``: count people in video streams, files and image folders, live.
+
+Example:
+    streamcount run                                   # the bundled example clip
+    streamcount run clip.mp4 --csv counts.csv --video annotated.mp4
+    streamcount run 0 rtsp://user:pass@cam/stream --zones zones.json --smooth median:15
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamcount.errors import EXIT_INTERRUPTED, InputError, SourceError
+
+HELP = "count live: webcams, video files, RTSP/HTTP streams, image folders (dashboard, outputs)"
+logger = logging.getLogger(__name__)
+
+
+def example_clip() -> Path:
+    """The bundled example clip used when no SOURCE is given."""
+    import streamcount
+
+    return Path(streamcount.__file__).resolve().parents[1] / "examples" / "pets2009_s2l1.mp4"
+
+
+@dataclass
+class RunConfig:
+    """Everything ``streamcount run`` does, filled from the CLI flags (defaults = flag defaults)."""
+
+    sources: list[str] = field(default_factory=list)
+    model: str = "crowd"
+    device: str = "auto"
+    threads: int = 0
+    mode: str | None = None
+    batch: int = 8
+    max_fps: float | None = None
+    stride: int = 1
+    max_frames: int | None = None
+    fps: float | None = None
+    zones: Path | None = None
+    smooth: str = "ema:0.3"
+    events: Path | None = None
+    on_alert: str | None = None
+    alert_shell: bool = False
+    csv: Path | None = None
+    jsonl: Path | None = None
+    video: Path | None = None
+    snapshot_every: int | None = None
+    snapshot_dir: Path = Path("snapshots")
+    aggregate: str | None = None
+    aggregate_out: Path | None = None
+    plot: Path | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    show: bool = False
+    dashboard: bool = True
+    quiet: bool = False
+    reconnect_max: int = 10
+    reconnect_backoff: float = 0.5
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunConfig:
+        """Build from parsed flags."""
+        names = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in vars(args).items() if k in names}
+        kw["dashboard"] = not args.no_dashboard
+        return cls(**kw)
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for impossible combinations, one line each."""
+        if self.batch < 1:
+            raise InputError(f"--batch must be >= 1, got {self.batch}")
+        if self.stride < 1:
+            raise InputError(f"--stride must be >= 1, got {self.stride}")
+        if self.max_fps is not None and self.max_fps <= 0:
+            raise InputError(f"--max-fps must be > 0, got {self.max_fps}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise InputError(f"--max-frames must be >= 1, got {self.max_frames}")
+        if self.reconnect_max < 0:
+            raise InputError("--reconnect-max must be >= 0")
+        if self.aggregate and not self.aggregate_out:
+            raise InputError("--aggregate needs --aggregate-out FILE.csv for its rows")
+        if self.aggregate_out and not self.aggregate:
+            self.aggregate = "60s"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``streamcount run``."""
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="webcam index (0), video file, rtsp:// or http(s):// URL, image folder "
+                        "or glob; several run side by side (default: the bundled example clip)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="crowd", help="bundled name (crowd, mall, cells) or .onnx")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    g.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    g = p.add_argument_group("pipeline")
+    g.add_argument("--mode", choices=["live", "file"],
+                   help="live: newest frame wins (webcams, URLs); file: every frame, batched "
+                        "(files, folders). Default: by source type")
+    g.add_argument("--batch", type=int, default=8, help="frames per engine call in file mode")
+    g.add_argument("--max-fps", type=float, help="process at most N frames/s per source")
+    g.add_argument("--stride", type=int, default=1, help="process every Nth frame")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames per source")
+    g.add_argument("--fps", type=float, help="frame rate for sources without one (image folders)")
+    g.add_argument("--reconnect-max", type=int, default=10, metavar="N",
+                   help="reconnect attempts in a row before a live source is given up")
+    g.add_argument("--reconnect-backoff", type=float, default=0.5, metavar="S",
+                   help="first reconnect delay in seconds (doubles each attempt, max 30 s)")
+    g = p.add_argument_group("counting")
+    g.add_argument("--zones", type=Path,
+                   help="zone file (JSON/YAML; `streamcount zones` makes one)")
+    g.add_argument("--smooth", default="ema:0.3", help="ema:ALPHA, median:N or none")
+    g.add_argument("--events", type=Path, metavar="FILE", help="alert event log (JSONL)")
+    g.add_argument("--on-alert", metavar="CMD",
+                   help="run CMD on each alert (STREAMCOUNT_* environment variables)")
+    g.add_argument("--alert-shell", action="store_true", help="run --on-alert through the shell")
+    g = p.add_argument_group("outputs")
+    g.add_argument("--csv", type=Path, help="one row per processed frame")
+    g.add_argument("--jsonl", type=Path, help="one JSON object per processed frame")
+    g.add_argument("--video", type=Path, metavar="OUT",
+                   help="annotated video (one per source: OUT_<source>.mp4)")
+    g.add_argument("--snapshot-every", type=int, metavar="N", help="annotated JPEG every N frames")
+    g.add_argument("--snapshot-dir", type=Path, default=Path("snapshots"))
+    g.add_argument("--aggregate", metavar="WINDOW", help="min/mean/max per window, e.g. 60s")
+    g.add_argument("--aggregate-out", type=Path, metavar="FILE", help="CSV for --aggregate")
+    g.add_argument("--plot", type=Path, metavar="PNG", help="count over time (needs [plot] extra)")
+    g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics ([metrics] extra)")
+    g.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    g = p.add_argument_group("display")
+    g.add_argument("--show", action="store_true", help="OpenCV window (needs a display)")
+    g.add_argument("--no-dashboard", action="store_true", help="no live terminal dashboard")
+    g.add_argument("--quiet", action="store_true", help="only warnings and errors; no summary")
+
+
+def _display_available() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pipeline until every source ends, or Ctrl-C / SIGTERM."""
+    cfg = RunConfig.from_args(args)
+    if cfg.quiet:
+        logging.getLogger("streamcount").setLevel(logging.WARNING)
+    return run_config(cfg)
+
+
+def run_config(cfg: RunConfig) -> int:
+    """Run with a :class:`RunConfig`; returns the exit code."""
+    from streamcount.sinks import check_writable
+
+    cfg.validate()
+    for path, what in ((cfg.csv, "CSV"), (cfg.jsonl, "JSONL"), (cfg.aggregate_out, "aggregate"),
+                       (cfg.plot, "plot"), (cfg.events, "event log")):
+        if path is not None:
+            check_writable(path, what)
+    if cfg.video is not None:
+        check_writable(cfg.video, "video")
+
+    from streamcount.smoothing import parse_smoothing
+    from streamcount.sources import SourceOptions, open_source, slug, unique_names
+    from streamcount.zones import ZoneSet
+
+    parse_smoothing(cfg.smooth)
+    window = None
+    if cfg.aggregate:
+        from streamcount.sinks.aggregate import parse_duration
+
+        window = parse_duration(cfg.aggregate)
+    zones = ZoneSet.load(cfg.zones) if cfg.zones else ZoneSet.empty()
+    specs = cfg.sources
+    if not specs:
+        clip = example_clip()
+        if not clip.is_file():
+            raise InputError(f"no SOURCE given and the example clip {clip} is missing; give a "
+                             "video file, folder, webcam index or URL")
+        specs = [str(clip)]
+    opts = SourceOptions(mode=cfg.mode, stride=cfg.stride, reconnect_max=cfg.reconnect_max,
+                         backoff_base=cfg.reconnect_backoff, fps=cfg.fps)
+    sources = []
+    try:
+        for spec in specs:
+            sources.append(open_source(spec, opts))
+    except BaseException:
+        for s in sources:
+            s.close()
+        raise
+    unique_names(sources)
+
+    from streamcount.engine import Counter
+
+    try:
+        counter = Counter(cfg.model, device=cfg.device, threads=cfg.threads)
+    except BaseException:
+        for s in sources:
+            s.close()
+        raise
+    logger.info("model %s on %s", counter.name, counter.device)
+
+    from streamcount.pipeline import Pipeline, PipelineConfig
+
+    show = cfg.show
+    if show and not _display_available():
+        logger.warning("--show: no display ($DISPLAY / $WAYLAND_DISPLAY unset); going on without "
+                       "a window")
+        show = False
+    pcfg = PipelineConfig(batch=cfg.batch, max_fps=cfg.max_fps, max_frames=cfg.max_frames,
+                          smooth=cfg.smooth, keep_view=show)
+    stack = ExitStack()
+    interrupted = threading.Event()
+    with stack:
+        for s in sources:
+            stack.callback(s.close)
+        sinks = _build_sinks(cfg, sources, zones, window, slug)
+        on_alert = _alert_handler(cfg, stack)
+        pipe = Pipeline(sources, counter, sinks, pcfg, zones, on_alert)
+        for sink in sinks:
+            if hasattr(sink, "stats"):
+                sink.stats = lambda: pipe.stats  # type: ignore[attr-defined]
+            stack.enter_context(sink)
+        restore = _install_signals(pipe, interrupted)
+        try:
+            pipe.start()
+            _main_loop(pipe, cfg, counter, show)
+        finally:
+            pipe.stop()
+            pipe.wait(30)
+            restore()
+            if show:
+                import cv2
+
+                cv2.destroyAllWindows()
+        pipe.join()
+    if not cfg.quiet:
+        _summary(pipe, counter)
+    if interrupted.is_set():
+        return EXIT_INTERRUPTED
+    failed = [st for st in pipe.stats.values() if st.error or st.state == "failed"]
+    if failed and len(failed) == len(pipe.stats):
+        raise SourceError(f"every source failed; last: {failed[-1].name}: "
+                          f"{failed[-1].error or 'gave up reconnecting'}")
+    return 0
+
+
+def _build_sinks(cfg: RunConfig, sources: list, zones: object, window: float | None,
+                 slug: object) -> list:
+    from streamcount.sinks.csv import CsvSink
+    from streamcount.sinks.jsonl import JsonlSink
+
+    sinks: list = []
+    if cfg.csv:
+        sinks.append(CsvSink(cfg.csv, zones.names))  # type: ignore[attr-defined]
+    if cfg.jsonl:
+        sinks.append(JsonlSink(cfg.jsonl))
+    if cfg.video:
+        from streamcount.sinks.video import VideoSink
+
+        info = {}
+        for s in sources:
+            fps = s.fps / cfg.stride if s.fps else 0.0
+            if cfg.max_fps:
+                fps = min(fps, cfg.max_fps) if fps else cfg.max_fps
+            info[s.name] = (slug(s.name), fps)  # type: ignore[operator]
+        sinks.append(VideoSink(cfg.video, info))
+    if cfg.snapshot_every:
+        from streamcount.sinks.snapshots import SnapshotSink
+
+        sinks.append(SnapshotSink(cfg.snapshot_dir, cfg.snapshot_every,
+                                  {s.name: slug(s.name) for s in sources}))  # type: ignore[operator]
+    if window and cfg.aggregate_out:
+        from streamcount.sinks.aggregate import AggregateSink
+
+        sinks.append(AggregateSink(cfg.aggregate_out, window))
+    if cfg.plot:
+        from streamcount.sinks.plot import PlotSink
+
+        sinks.append(PlotSink(cfg.plot))
+    if cfg.metrics_port is not None:
+        from streamcount.sinks.metrics import MetricsSink
+
+        sinks.append(MetricsSink(cfg.metrics_port, cfg.metrics_host))
+    return sinks
+
+
+def _alert_handler(cfg: RunConfig, stack: ExitStack):
+    from streamcount.alerts import AlertCommand, EventLog
+
+    log = stack.enter_context(EventLog(cfg.events)) if cfg.events else None
+    cmd = AlertCommand(cfg.on_alert, cfg.alert_shell) if cfg.on_alert else None
+    if cmd is not None:
+        stack.callback(cmd.close)
+    if log is None and cmd is None:
+        return None
+
+    def handle(ev: object) -> None:
+        if log is not None:
+            log.write(ev)  # type: ignore[arg-type]
+        if cmd is not None:
+            cmd(ev)  # type: ignore[arg-type]
+
+    return handle
+
+
+def _install_signals(pipe: object, interrupted: threading.Event):
+    """First SIGINT/SIGTERM: drain and close; second: drop what is queued."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: object) -> None:
+        if interrupted.is_set():
+            logger.warning("second interrupt: dropping queued frames")
+            pipe.abort()  # type: ignore[attr-defined]
+        else:
+            logger.warning("%s: finishing queued frames and closing outputs",
+                           signal.Signals(signum).name)
+            interrupted.set()
+            pipe.stop()  # type: ignore[attr-defined]
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+def _main_loop(pipe: object, cfg: RunConfig, counter: object, show: bool) -> None:
+    use_dash = cfg.dashboard and not cfg.quiet and sys.stdout.isatty()
+    period = 0.03 if show else 0.25
+    live = None
+    if use_dash:
+        from rich.live import Live
+
+        from streamcount.dashboard import Dashboard
+
+        dash = Dashboard(pipe.stats, counter.device, counter.name)  # type: ignore[attr-defined]
+        live = Live(dash, refresh_per_second=4, transient=False, redirect_stderr=True)
+        live.start()
+    try:
+        while not pipe.wait(period):  # type: ignore[attr-defined]
+            if show:
+                _show(pipe)
+    finally:
+        if live is not None:
+            live.refresh()
+            live.stop()
+
+
+def _show(pipe: object) -> None:
+    import cv2
+
+    for name, img in list(pipe.views.items()):  # type: ignore[attr-defined]
+        cv2.imshow(f"streamcount: {name}", img)
+    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+        pipe.stop()  # type: ignore[attr-defined]
+
+
+def _summary(pipe: object, counter: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"summary — {counter.name} on {counter.device}",  # type: ignore[attr-defined]
+              title_justify="left")
+    for col in ("source", "frames", "skipped", "corrupt", "reconnects", "mean count",
+                "max count", "fps"):
+        t.add_column(col, justify="left" if col == "source" else "right")
+    for st in pipe.stats.values():  # type: ignore[attr-defined]
+        t.add_row(st.name, str(st.processed), str(st.skipped), str(st.corrupt),
+                  str(st.reconnects), f"{st.mean_count:.2f}", f"{st.count_max:.2f}",
+                  f"{st.overall_fps:.1f}")
+    con = Console()
+    con.print(t)
+    con.print(f"end-to-end {pipe.e2e_fps:.1f} fps, engine alone {pipe.engine_fps:.1f} fps "  # type: ignore[attr-defined]
+              f"({pipe.wall_seconds:.1f} s)")  # type: ignore[attr-defined]

@@ -1,0 +1,90 @@
+"""Sinks: where Results go. Each sink is a context manager consuming :class:`Result` records.
+
+``open()`` (or ``with``) checks the destination and fails with one :class:`OutputError` line
+before any frame is processed; ``write(result)`` is called once per processed frame, in order,
+from the output stage; ``close()`` is always called (also on Ctrl-C and SIGTERM) and leaves
+every file complete and readable.
+
+Example:
+    >>> class Printer(Sink):
+    ...     def write(self, result):
+    ...         print(result.count)
+    >>> with Printer() as s:
+    ...     pass
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from streamcount.errors import OutputError
+from streamcount.frames import Result
+
+
+class Sink:
+    """Base sink: override :meth:`write` and, as needed, :meth:`open` and :meth:`close`.
+
+    Attributes:
+        needs_overlay: True when the sink uses ``result.annotated`` (the output stage then
+            draws the overlay once per frame for all sinks).
+    """
+
+    needs_overlay = False
+
+    def open(self) -> None:
+        """Check and open the destination."""
+
+    def write(self, result: Result) -> None:  # pragma: no cover - overridden
+        """Consume one result."""
+
+    def close(self) -> None:
+        """Flush and close; must be safe to call twice."""
+
+    def __enter__(self) -> Sink:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_writable(path: Path, what: str = "output") -> None:
+    """Raise :class:`OutputError` unless ``path`` can be created (its folder exists, is writable).
+
+    Example:
+        >>> check_writable(Path("/nonexistent-dir/x.csv"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        streamcount.errors.OutputError: cannot write output /nonexistent-dir/x.csv: ...
+    """
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"cannot write {what} {path}: it is a folder; give a file name")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {what} {path}: folder {parent} does not exist; "
+                          "create it first")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OutputError(f"cannot write {what} {path}: permission denied; choose another path")
+
+
+def open_text(path: Path, what: str):
+    """Open ``path`` for writing text (line-buffered), or raise one :class:`OutputError` line."""
+    check_writable(path, what)
+    try:
+        return path.open("w", encoding="utf-8", newline="", buffering=1)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror}") from None
+
+
+def suffixed(path: Path, suffix: str) -> Path:
+    """``out.mp4`` + ``cam0`` -> ``out_cam0.mp4`` (one file per source).
+
+    Example:
+        >>> suffixed(Path("o/out.mp4"), "cam0").as_posix()
+        'o/out_cam0.mp4'
+    """
+    return path.with_name(f"{path.stem}_{suffix}{path.suffix}")
+
+
+__all__ = ["Sink", "check_writable", "open_text", "suffixed"]

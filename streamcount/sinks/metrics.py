@@ -1,0 +1,109 @@
+"""Prometheus endpoint (``--metrics-port``).
+
+Needs the ``metrics`` extra: ``pip install 'streamcount[metrics]'``.
+
+Served on 127.0.0.1 by default (``--metrics-host`` to change). Metrics, labelled by ``source``
+(and ``zone``; ``total`` is the whole frame):
+
+- ``streamcount_count`` / ``streamcount_count_smoothed``: latest count per source and zone
+- ``streamcount_fps``: processed frames per second
+- ``streamcount_latency_seconds``: engine latency (histogram)
+- ``streamcount_frames_processed``, ``streamcount_frames_skipped``, ``streamcount_frames_corrupt``,
+  ``streamcount_reconnects``: running totals per source
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streamcount.errors import OutputError, require
+from streamcount.frames import Result
+from streamcount.sinks import Sink
+
+logger = logging.getLogger(__name__)
+
+
+class MetricsSink(Sink):
+    """Exports counts and health to Prometheus.
+
+    Args:
+        port: TCP port (0 picks a free one; see :attr:`port` after ``open``).
+        host: Address to bind.
+        stats: Source name -> an object with ``processed``, ``skipped``, ``corrupt`` and
+            ``reconnects`` attributes (the pipeline's live statistics), read at scrape time.
+    """
+
+    def __init__(self, port: int, host: str = "127.0.0.1",
+                 stats: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self.port = port
+        self.host = host
+        self.stats = stats
+        self.server = None
+
+    def open(self) -> None:
+        """Start the HTTP server."""
+        pc: Any = require("prometheus_client", "metrics")
+        reg = self.registry = pc.CollectorRegistry()
+        labels = ["source", "zone"]
+        self.count = pc.Gauge("streamcount_count", "latest count", labels, registry=reg)
+        self.smoothed = pc.Gauge("streamcount_count_smoothed", "latest smoothed count", labels,
+                                 registry=reg)
+        self.fps = pc.Gauge("streamcount_fps", "processed frames per second", ["source"],
+                            registry=reg)
+        self.latency = pc.Histogram(
+            "streamcount_latency_seconds", "engine latency per batch", ["source"], registry=reg,
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
+        stats = self.stats
+        if stats is not None:
+            reg.register(_StatsCollector(pc, stats))
+        try:
+            out = pc.start_http_server(self.port, addr=self.host, registry=reg)
+        except OSError as exc:
+            raise OutputError(f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror}; "
+                              "choose another --metrics-port") from None
+        if isinstance(out, tuple):
+            self.server = out[0]
+            self.port = self.server.server_address[1]
+        logger.info("metrics on http://%s:%d/metrics", self.host, self.port)
+
+    def write(self, result: Result) -> None:
+        """Update the gauges from one result."""
+        s = result.source
+        self.count.labels(s, "total").set(result.count)
+        self.smoothed.labels(s, "total").set(result.smoothed)
+        for z, v in result.zones.items():
+            self.count.labels(s, z).set(v)
+            self.smoothed.labels(s, z).set(result.zones_smoothed.get(z, v))
+        self.fps.labels(s).set(result.fps)
+        self.latency.labels(s).observe(result.latency_ms / 1000.0)
+
+    def close(self) -> None:
+        """Stop the server."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+class _StatsCollector:
+    """Reads the pipeline's running totals at scrape time."""
+
+    def __init__(self, pc: Any, stats: Callable[[], Mapping[str, Any]]) -> None:
+        self.pc = pc
+        self.stats = stats
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        fams = {k: CounterMetricFamily(f"streamcount_frames_{k}", f"frames {k}", labels=["source"])
+                for k in ("processed", "skipped", "corrupt")}  # fmt: skip
+        rec = CounterMetricFamily("streamcount_reconnects", "live source reconnects",
+                                  labels=["source"])
+        for name, st in self.stats().items():
+            for k, fam in fams.items():
+                fam.add_metric([name], float(getattr(st, k, 0)))
+            rec.add_metric([name], float(getattr(st, "reconnects", 0)))
+        yield from fams.values()
+        yield rec

@@ -1,0 +1,134 @@
+"""The ONNX Runtime engine: exact counts, batching, tiling, odd images, bad models."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamcount.engine import Counter
+from streamcount.errors import DeviceError, InputError, ModelError
+from tests.conftest import make_tiny_model
+
+
+def expected(frame_grey: np.ndarray, weight: float = 1e-3) -> float:
+    return weight * float(frame_grey.astype(np.float64).sum()) / 255.0
+
+
+def test_count_is_integral_of_density(tiny_model: Path) -> None:
+    c = Counter(tiny_model, device="cpu")
+    frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    r = c.count(frame)
+    assert r.count == pytest.approx(expected(frame.mean(axis=2)), rel=1e-5)
+    assert r.density.shape == (48, 64)
+    assert float(r.density.sum()) == pytest.approx(r.count, rel=1e-5)
+    assert c.device == "cpu" and r.latency_ms > 0
+
+
+def test_batch_equals_single(tiny_model: Path) -> None:
+    c = Counter(tiny_model, device="cpu")
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
+    frames.append(rng.integers(0, 256, (33, 21, 3), dtype=np.uint8))  # another size
+    batch = c.count_batch(frames)
+    single = [c.count(f).count for f in frames]
+    assert [r.count for r in batch] == pytest.approx(single, rel=1e-6)
+
+
+@pytest.mark.parametrize("max_side,overlap", [(64, 16), (40, 8), (24, 0)])
+def test_tiling_loses_and_doubles_nothing(tiny_model: Path, max_side: int, overlap: int) -> None:
+    frame = np.random.default_rng(2).integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    whole = Counter(tiny_model, device="cpu").count(frame)
+    tiled_counter = Counter(tiny_model, device="cpu", max_side=max_side)
+    tiled_counter.metadata.tile_overlap = overlap
+    tiled = tiled_counter.count(frame)
+    assert tiled.count == pytest.approx(whole.count, rel=1e-5)
+    np.testing.assert_allclose(tiled.density, whole.density, rtol=1e-4, atol=1e-7)
+
+
+def test_input_scale_resizes_once_and_keeps_density_in_frame_coordinates(tmp_path: Path) -> None:
+    model = make_tiny_model(tmp_path / "half.onnx", input_scale=0.5)
+    c = Counter(model, device="cpu")
+    frame = np.full((120, 160, 3), 255, np.uint8)
+    r = c.count(frame)
+    assert r.count == pytest.approx(1e-3 * 60 * 80, rel=1e-5)  # counted at 80x60
+    assert r.density.shape == (120, 160)
+    assert float(r.density.sum()) == pytest.approx(r.count, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.full((30, 40), 255, np.uint8),  # grey 2-D
+        np.full((30, 40, 1), 255, np.uint8),  # grey 3-D
+        np.full((30, 40, 4), 255, np.uint8),  # BGRA
+        np.full((30, 40, 3), 65535, np.uint16),  # 16-bit
+        np.full((1, 1, 3), 255, np.uint8),  # 1x1
+    ],
+    ids=["grey2d", "grey3d", "bgra", "uint16", "1x1"],
+)
+def test_odd_images_are_handled(tiny_model: Path, frame: np.ndarray) -> None:
+    r = Counter(tiny_model, device="cpu").count(frame)
+    h, w = frame.shape[:2]
+    assert r.count == pytest.approx(1e-3 * h * w, rel=1e-3)
+
+
+def test_huge_image_is_tiled(tiny_model: Path) -> None:
+    frame = np.full((3000, 2500, 3), 255, np.uint8)
+    r = Counter(tiny_model, device="cpu", max_side=1024).count(frame)
+    assert r.count == pytest.approx(1e-3 * 3000 * 2500, rel=1e-4)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 5, 3), np.uint8), np.zeros((4, 4, 7), np.uint8)])
+def test_not_an_image(tiny_model: Path, bad: np.ndarray) -> None:
+    with pytest.raises(InputError):
+        Counter(tiny_model, device="cpu").count(bad)
+
+
+def test_non_onnx_file(tmp_path: Path) -> None:
+    p = tmp_path / "model.onnx"
+    p.write_text("hello")
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        Counter(p, device="cpu")
+
+
+def test_model_with_wrong_inputs(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+    )  # fmt: skip
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "flat.onnx"))
+    with pytest.raises(ModelError, match="expected one N x C x H x W input"):
+        Counter(tmp_path / "flat.onnx", device="cpu")
+
+
+def test_missing_metadata_uses_defaults_with_warning(tmp_path: Path, caplog) -> None:
+    model = make_tiny_model(tmp_path / "bare.onnx", meta=False)
+    with caplog.at_level(logging.WARNING):
+        c = Counter(model, device="cpu")
+    assert "no streamcount metadata" in caplog.text
+    assert c.metadata.density_scale == 1.0 and c.metadata.color_order == "RGB"
+
+
+@pytest.mark.parametrize("name", ["nosuchmodel", "missing/dir/model.onnx"])
+def test_unknown_model(name: str) -> None:
+    with pytest.raises((ModelError, InputError)):
+        Counter(name, device="cpu")
+
+
+def test_cuda_request_fails_clearly_without_gpu(tiny_model: Path) -> None:
+    from streamcount.providers import gpu_providers_present
+
+    if gpu_providers_present()["cuda"]:
+        pytest.skip("this machine has a usable NVIDIA driver")
+    with pytest.raises(DeviceError, match="--device cuda is not usable"):
+        Counter(tiny_model, device="cuda")
+    assert Counter(tiny_model, device="auto").device == "cpu"

@@ -1,0 +1,34 @@
+"""Overlay: heatmap through the colour LUT, zone outlines, buffers reused."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamcount.overlay import Overlay
+from streamcount.zones import ZoneSet
+
+
+def test_heatmap_blend_and_buffer_reuse() -> None:
+    ov = Overlay(alpha=0.5)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    dens = np.zeros((48, 64), np.float32)
+    dens[10:20, 10:20] = 1.0
+    a = ov.draw(frame, dens, 100.0, fps=9.5)
+    hot, cold = a[15, 15].astype(int), a[40, 60].astype(int)
+    assert hot[2] > cold[2]  # JET: high density is red
+    b = ov.draw(frame, dens, 100.0)
+    assert b is a  # the same buffer, no per-frame allocation
+
+
+def test_zone_outlines_drawn() -> None:
+    zones = ZoneSet.from_dict({"zones": [{"name": "z", "polygon": [[5, 5], [40, 5], [40, 40]]}]})
+    frame = np.zeros((48, 64, 3), np.uint8)
+    ov = Overlay(alpha=0.0)
+    img = ov.draw(frame, np.zeros((48, 64), np.float32), 0.0, zones=zones).copy()
+    plain = ov.draw(frame, np.zeros((48, 64), np.float32), 0.0)
+    assert (img != plain).any()
+
+
+def test_density_of_another_size_is_resized() -> None:
+    out = Overlay().draw(np.zeros((48, 64, 3), np.uint8), np.ones((12, 16), np.float32), 1.0)
+    assert out.shape == (48, 64, 3)

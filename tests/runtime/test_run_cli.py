@@ -1,0 +1,152 @@
+"""`streamcount run` and `streamcount zones` end to end: outputs, SIGINT, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streamcount.cli import main
+from tests.runtime.helpers import video_frames, write_images, write_video
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_run_writes_one_row_and_one_video_frame_per_frame(tmp_path: Path, tiny_model: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    v = write_video(tmp_path / "v.mp4", n=30, w=320, h=240)
+    zones = tmp_path / "z.json"
+    zones.write_text(json.dumps({"zones": [{"name": "left", "polygon": [[0, 0], [160, 0],
+                                 [160, 240], [0, 240]], "alerts": [{"above": 0.0, "for": 0}]}]}))
+    out = tmp_path / "o.mp4"
+    rc = main(["run", str(v), "--model", str(tiny_model), "--csv", str(tmp_path / "c.csv"),
+               "--jsonl", str(tmp_path / "r.jsonl"), "--video", str(out), "--no-dashboard",
+               "--zones", str(zones), "--events", str(tmp_path / "ev.jsonl"), "--batch", "4",
+               "--aggregate", "1s", "--aggregate-out", str(tmp_path / "agg.csv")])
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert len(rows) == 30 and rows[0]["source"] == str(v) and "zone:left" in rows[0]
+    assert video_frames(out) == 30
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 30
+    assert json.loads((tmp_path / "ev.jsonl").read_text().splitlines()[0])["event"] == "start"
+    assert (tmp_path / "agg.csv").read_text().count("\n") > 3
+    assert "end-to-end" in capsys.readouterr().out
+
+
+def test_several_sources_one_video_each(tmp_path: Path, tiny_model: Path) -> None:
+    a = write_video(tmp_path / "a.mp4", n=8)
+    imgs = write_images(tmp_path / "imgs", n=3)
+    rc = main(["run", str(a), str(imgs), "--model", str(tiny_model), "--no-dashboard", "--quiet",
+               "--csv", str(tmp_path / "c.csv"), "--video", str(tmp_path / "o.mp4")])
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert {r["source"] for r in rows} == {str(a), str(imgs)} and len(rows) == 11
+    assert video_frames(tmp_path / "o_a.mp4") == 8 and video_frames(tmp_path / "o_imgs.mp4") == 3
+
+
+def test_sigint_closes_outputs(tmp_path: Path, tiny_model: Path) -> None:
+    v = write_video(tmp_path / "v.mp4", n=60, w=64, h=48, fps=20)
+    csv_path, out = tmp_path / "c.csv", tmp_path / "o.mp4"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamcount", "run", str(v), "--model", str(tiny_model),
+         "--csv", str(csv_path), "--video", str(out), "--no-dashboard", "--mode", "live"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until a few rows are written
+        if csv_path.exists() and csv_path.read_text().count("\n") > 5:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    rows = list(csv.DictReader(csv_path.open()))
+    assert 5 <= len(rows) < 60
+    assert video_frames(out) == len(rows)
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "needle"),
+    [("missing", 2, "not found"), ("text", 6, "cannot open"), ("empty", 6, "empty"),
+     ("garbage", 6, ""), ("bad_zones", 2, "zone file"), ("bad_out", 7, "does not exist"),
+     ("bad_smooth", 2, "--smooth"), ("bad_model", 2, "model file not found")],
+)
+def test_bad_inputs_one_line(tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture,
+                             case: str, code: int, needle: str) -> None:
+    v = write_video(tmp_path / "v.mp4", n=3)
+    args = ["run", str(v), "--model", str(tiny_model), "--no-dashboard", "--quiet"]
+    if case == "missing":
+        args[1] = str(tmp_path / "nope.mp4")
+    elif case == "text":
+        (tmp_path / "notes.txt").write_text("hello\n" * 100)
+        args[1] = str(tmp_path / "notes.txt")
+    elif case == "empty":
+        (tmp_path / "e.mp4").write_bytes(b"")
+        args[1] = str(tmp_path / "e.mp4")
+    elif case == "garbage":
+        (tmp_path / "g.mp4").write_bytes(os.urandom(5000))
+        args[1] = str(tmp_path / "g.mp4")
+    elif case == "bad_zones":
+        (tmp_path / "z.json").write_text("{not json")
+        args += ["--zones", str(tmp_path / "z.json")]
+    elif case == "bad_out":
+        args += ["--csv", str(tmp_path / "no" / "dir" / "c.csv")]
+    elif case == "bad_smooth":
+        args += ["--smooth", "kalman"]
+    elif case == "bad_model":
+        args[3] = str(tmp_path / "missing.onnx")
+    rc, err = _cli(args, capsys)
+    assert rc == code, err
+    lines = [x for x in err.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+
+
+def test_no_source_uses_example_clip_or_says_it_is_missing(
+        tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamcount.commands import run as run_cmd
+
+    monkeypatch.setattr(run_cmd, "example_clip", lambda: tmp_path / "missing.mp4")
+    rc, err = _cli(["run", "--model", str(tiny_model), "--no-dashboard"], capsys)
+    assert rc == 2 and "example clip" in err
+    monkeypatch.setattr(run_cmd, "example_clip", lambda: write_video(tmp_path / "ex.mp4", n=4))
+    rc, _ = _cli(["run", "--model", str(tiny_model), "--no-dashboard", "--quiet"], capsys)
+    assert rc == 0
+
+
+def test_show_without_display_goes_on(tmp_path: Path, tiny_model: Path,
+                                      capsys: pytest.CaptureFixture,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    v = write_video(tmp_path / "v.mp4", n=3)
+    rc = main(["run", str(v), "--model", str(tiny_model), "--no-dashboard", "--show"])
+    assert rc == 0
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_zones_template(tmp_path: Path, capsys: pytest.CaptureFixture, suffix: str) -> None:
+    from streamcount.zones import ZoneSet
+
+    v = write_video(tmp_path / "v.mp4", n=3, w=320, h=240)
+    out = tmp_path / f"zones{suffix}"
+    assert main(["zones", str(v), "--out", str(out)]) == 0
+    zs = ZoneSet.load(out)
+    assert zs.frame_size == (320, 240) and zs.names == ["left", "right"]
+    assert (tmp_path / "zones.png").stat().st_size > 0
+    rc, err = _cli(["zones", str(v), "--out", str(out)], capsys)
+    assert rc == 2 and "--force" in err

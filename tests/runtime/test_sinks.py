@@ -1,0 +1,130 @@
+"""Sinks: CSV/JSONL rows, aggregates, video, snapshots, event log, alert command, metrics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamcount.alerts import AlertCommand, AlertEvent, EventLog
+from streamcount.errors import OutputError
+from streamcount.frames import Frame, Result
+from streamcount.sinks import check_writable
+from streamcount.sinks.aggregate import AggregateSink, parse_duration
+from streamcount.sinks.csv import CsvSink
+from streamcount.sinks.jsonl import JsonlSink
+from streamcount.sinks.snapshots import SnapshotSink
+from streamcount.sinks.video import VideoSink
+from tests.runtime.helpers import video_frames
+
+
+def result(i: int, count: float, source: str = "a", t: float | None = None) -> Result:
+    img = np.full((48, 64, 3), i % 255, np.uint8)
+    f = Frame(source, i, i * 0.5 if t is None else t, 1000.0 + i, img)
+    return Result(f, count, np.zeros((48, 64), np.float32), 2.0, count, {"z": count / 2},
+                  {"z": count / 2})
+
+
+def test_csv_rows_flushed_per_frame(tmp_path: Path) -> None:
+    sink = CsvSink(tmp_path / "c.csv", ["z"])
+    sink.open()
+    sink.write(result(0, 1.0))
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))  # readable before close
+    assert rows == [{"source": "a", "frame": "0", "stream_time": "0.0", "wall_time": "1000.0",
+                     "count": "1.0", "smoothed": "1.0", "latency_ms": "2.0", "zone:z": "0.5",
+                     "zone:z:smoothed": "0.5"}]
+    sink.close()
+
+
+def test_jsonl(tmp_path: Path) -> None:
+    with JsonlSink(tmp_path / "r.jsonl") as s:
+        for i in range(3):
+            s.write(result(i, float(i)))
+    recs = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in recs] == [0, 1, 2] and recs[2]["zones"]["z"]["count"] == 1.0
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("60s", 60), ("5m", 300), ("1h", 3600), ("2", 2)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_aggregate_windows(tmp_path: Path) -> None:
+    with AggregateSink(tmp_path / "agg.csv", 2.0) as s:
+        for i, c in enumerate([1, 3, 5, 7, 2]):  # t = 0, .5, 1, 1.5 | 2
+            s.write(result(i, float(c)))
+    rows = list(csv.DictReader((tmp_path / "agg.csv").open()))
+    total = [r for r in rows if r["zone"] == "total"]
+    assert [(r["window_start"], r["frames"], r["min"], r["mean"], r["max"]) for r in total] == [
+        ("0.0", "4", "1.0", "4.0", "7.0"), ("2.0", "1", "2.0", "2.0", "2.0")]
+    assert {r["zone"] for r in rows} == {"total", "z"}
+
+
+def test_video_one_file_per_source(tmp_path: Path) -> None:
+    sink = VideoSink(tmp_path / "o.mp4", {"a": ("a", 10.0), "b": ("b", 5.0)})
+    with sink:
+        for i in range(4):
+            sink.write(result(i, 1.0, "a"))
+            sink.write(result(i, 1.0, "b"))
+        sink.write(result(9, 1.0, "b"))
+    assert video_frames(tmp_path / "o_a.mp4") == 4 and video_frames(tmp_path / "o_b.mp4") == 5
+
+
+def test_snapshots(tmp_path: Path) -> None:
+    with SnapshotSink(tmp_path / "snaps", 3, {"a": "cam"}) as s:
+        for i in range(7):
+            s.write(result(i, 1.0))
+    assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == [
+        "cam_000000.jpg", "cam_000003.jpg", "cam_000006.jpg"]
+
+
+@pytest.mark.parametrize("make", ["missing_dir", "is_dir", "read_only"])
+def test_unwritable_outputs(tmp_path: Path, make: str) -> None:
+    target = tmp_path / "missing" / "c.csv"
+    if make == "is_dir":
+        target = tmp_path
+    elif make == "read_only":
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = ro / "c.csv"
+        import os
+
+        if os.access(ro, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root")
+    with pytest.raises(OutputError):
+        check_writable(target)
+
+
+def test_event_log_and_alert_command(tmp_path: Path) -> None:
+    ev = AlertEvent("start", "cam", "door", "above", 5, 2, 7.5, 12.0, 1000.0)
+    with EventLog(tmp_path / "ev.jsonl") as log:
+        log.write(ev)
+    assert json.loads((tmp_path / "ev.jsonl").read_text())["zone"] == "door"
+    out = tmp_path / "hook.txt"
+    code = ("import os, sys; open(sys.argv[1], 'w').write(os.environ['STREAMCOUNT_ZONE'] + ' ' "
+            "+ os.environ['STREAMCOUNT_COUNT'])")
+    cmd = AlertCommand(f"{sys.executable} -c \"{code}\" '{out}'")
+    cmd(ev)
+    cmd.close()
+    assert out.read_text() == "door 7.500"
+
+
+def test_metrics_endpoint(tmp_path: Path) -> None:
+    pytest.importorskip("prometheus_client")
+    from types import SimpleNamespace
+
+    from streamcount.sinks.metrics import MetricsSink
+
+    stats = {"a": SimpleNamespace(processed=3, skipped=1, corrupt=0, reconnects=2)}
+    with MetricsSink(0, stats=lambda: stats) as m:
+        m.write(result(0, 4.0))
+        body = urllib.request.urlopen(f"http://127.0.0.1:{m.port}/metrics", timeout=5).read()
+    text = body.decode()
+    assert 'streamcount_count{source="a",zone="total"} 4.0' in text
+    assert 'streamcount_reconnects_total{source="a"} 2.0' in text
