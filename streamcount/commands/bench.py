@@ -1,0 +1,108 @@
+"""``streamcount bench``: engine latency and throughput of one or more models on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamcount.errors import InputError
+
+HELP = "measure engine latency and fps of models at given frame sizes (no torch needed)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``streamcount bench``."""
+    p.add_argument("--model", action="append", help="bundled name or .onnx (repeatable)")
+    p.add_argument("--size", action="append", help="frame size WxH (repeatable; 640x480)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--batch", type=int, default=1, help="frames per engine call")
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per case")
+    p.add_argument("--frame", type=Path, help="an image to use (default: the example clip)")
+    p.add_argument("--json", action="store_true", help="one JSON object per case")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x480"`` -> ``(640, 480)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"bad --size {text!r}: use WIDTHxHEIGHT, e.g. 640x480") from None
+    if w < 1 or h < 1:
+        raise InputError(f"bad --size {text!r}: both sides must be positive")
+    return w, h
+
+
+def _frame(path: Path | None) -> np.ndarray:
+    import cv2
+
+    from streamcount.images import read_image
+
+    if path is not None:
+        return read_image(path)
+    clip = Path(__file__).resolve().parents[2] / "examples" / "pets2009_s2l1.mp4"
+    cap = cv2.VideoCapture(str(clip))
+    ok, frame = cap.read()
+    cap.release()
+    if ok:
+        return frame
+    return np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+
+
+def bench_case(counter: object, frame: np.ndarray, batch: int, seconds: float) -> dict:
+    """Time ``counter.count_batch`` on ``batch`` copies of ``frame`` for about ``seconds``."""
+    frames = [frame] * batch
+    for _ in range(3):  # warm-up: allocations, kernel selection
+        counter.count_batch(frames)  # type: ignore[attr-defined]
+    lat: list[float] = []
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end or len(lat) < 5:
+        t0 = time.perf_counter()
+        counter.count_batch(frames)  # type: ignore[attr-defined]
+        lat.append((time.perf_counter() - t0) * 1000.0)
+    med = statistics.median(lat)
+    return {
+        "median_ms": round(med, 2),
+        "p95_ms": round(float(np.percentile(lat, 95)), 2),
+        "fps": round(1000.0 * batch / med, 1),
+        "runs": len(lat),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark every model x size and print a table (or JSON)."""
+    import cv2
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamcount.engine import Counter
+
+    models = args.model or ["crowd"]
+    sizes = [parse_size(s) for s in (args.size or ["640x480"])]
+    base = _frame(args.frame)
+    table = Table(title=f"streamcount bench ({platform.processor() or platform.machine()})")
+    for col in ("model", "precision", "provider", "frame", "model input", "batch", "median ms",
+                "p95 ms", "fps"):
+        table.add_column(col)
+    for m in models:
+        counter = Counter(m, device=args.device, threads=args.threads)
+        for w, h in sizes:
+            frame = cv2.resize(base, (w, h), interpolation=cv2.INTER_AREA)
+            res = bench_case(counter, frame, args.batch, args.seconds)
+            mh, mw = counter.pre.model_size(h, w)
+            row = {"model": counter.name, "precision": counter.metadata.precision,
+                   "provider": counter.device, "frame": f"{w}x{h}", "model_input": f"{mw}x{mh}",
+                   "batch": args.batch, **res}  # fmt: skip
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                table.add_row(*(str(v) for k, v in row.items() if k != "runs"))
+    if not args.json:
+        Console().print(table)
+    return 0

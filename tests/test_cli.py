@@ -1,0 +1,78 @@
+"""The one `streamcount` command: subcommands, lazy torch, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from streamcount.cli import COMMANDS, build_parser, main
+from tests.conftest import REPO
+
+
+def test_every_subcommand_is_registered() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+    for name in ("prepare", "train", "evaluate", "export", "count", "run", "bench", "info"):
+        assert name in sub.choices
+
+
+def test_python_dash_m_and_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "streamcount", "--version"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.startswith("streamcount ")
+
+
+def test_runtime_never_imports_torch() -> None:
+    code = (
+        "import sys\n"
+        "import streamcount.engine, streamcount.pipeline, streamcount.sources, "
+        "streamcount.dashboard, streamcount.overlay, streamcount.cli\n"
+        "streamcount.cli.build_parser()\n"
+        "bad = [m for m in ('torch', 'h5py', 'scipy', 'onnx') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("argv", [["train", "--data", "x"], ["evaluate", "x.pt", "--data", "d"],
+                                  ["export", "x.pt", "--out", "x.onnx"]])
+def test_training_commands_name_the_extra_without_torch(argv: list[str]) -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from streamcount.cli import main\n"
+        f"raise SystemExit(main({argv!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=REPO)
+    assert out.returncode == 3
+    assert "streamcount[train]" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv,code,needle",
+    [
+        (["count", "/nonexistent/img.png"], 2, "no such file"),
+        (["count", "tests", "--model", "nosuchmodel"], 2, ""),
+        (["prepare", "cells", "--root", "/nonexistent", "--out", "/tmp/x"], 2, "/nonexistent"),
+        (["evaluate", "/nonexistent.pt", "--data", "/nonexistent"], 2, "no split"),
+    ],
+)
+def test_bad_input_is_one_line(argv, code, needle, capsys) -> None:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == code or (rc != 0 and code == 2 and rc in (2, 4))
+    assert needle in err and "Traceback" not in err
+    assert len([ln for ln in err.strip().splitlines() if ln.startswith("error:")]) == 1
+
+
+def test_debug_shows_the_traceback() -> None:
+    from streamcount.errors import InputError
+
+    with pytest.raises(InputError):
+        main(["--debug", "count", "/nonexistent/img.png"])
