@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamcount.errors import EXIT_INTERRUPTED, InputError, SourceError
+from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
 
 HELP = "count live: webcams, video files, RTSP/HTTP streams, image folders (dashboard, outputs)"
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class RunConfig:
     aggregate: str | None = None
     aggregate_out: Path | None = None
     plot: Path | None = None
+    summary_json: Path | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     show: bool = False
@@ -132,6 +133,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aggregate", metavar="WINDOW", help="min/mean/max per window, e.g. 60s")
     g.add_argument("--aggregate-out", type=Path, metavar="FILE", help="CSV for --aggregate")
     g.add_argument("--plot", type=Path, metavar="PNG", help="count over time (needs [plot] extra)")
+    g.add_argument("--summary-json", type=Path, metavar="FILE",
+                   help="write the end-of-run summary (frames, fps, engine fps) as JSON")
     g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics ([metrics] extra)")
     g.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
     g = p.add_argument_group("display")
@@ -160,7 +163,8 @@ def run_config(cfg: RunConfig) -> int:
 
     cfg.validate()
     for path, what in ((cfg.csv, "CSV"), (cfg.jsonl, "JSONL"), (cfg.aggregate_out, "aggregate"),
-                       (cfg.plot, "plot"), (cfg.events, "event log")):
+                       (cfg.plot, "plot"), (cfg.events, "event log"),
+                       (cfg.summary_json, "summary")):
         if path is not None:
             check_writable(path, what)
     if cfg.video is not None:
@@ -242,6 +246,8 @@ def run_config(cfg: RunConfig) -> int:
         pipe.join()
     if not cfg.quiet:
         _summary(pipe, counter)
+    if cfg.summary_json:
+        _write_summary_json(cfg.summary_json, pipe, counter)
     if interrupted.is_set():
         return EXIT_INTERRUPTED
     failed = [st for st in pipe.stats.values() if st.error or st.state == "failed"]
@@ -363,6 +369,28 @@ def _show(pipe: object) -> None:
         cv2.imshow(f"streamcount: {name}", img)
     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
         pipe.stop()  # type: ignore[attr-defined]
+
+
+def _write_summary_json(path: Path, pipe: object, counter: object) -> None:
+    import json
+
+    data = {
+        "model": counter.name,  # type: ignore[attr-defined]
+        "provider": counter.device,  # type: ignore[attr-defined]
+        "wall_seconds": round(pipe.wall_seconds, 3),  # type: ignore[attr-defined]
+        "e2e_fps": round(pipe.e2e_fps, 2),  # type: ignore[attr-defined]
+        "engine_fps": round(pipe.engine_fps, 2),  # type: ignore[attr-defined]
+        "sources": {
+            st.name: {"frames": st.processed, "skipped": st.skipped, "corrupt": st.corrupt,
+                      "reconnects": st.reconnects, "mean_count": round(st.mean_count, 3),
+                      "max_count": round(st.count_max, 3), "fps": round(st.overall_fps, 2)}
+            for st in pipe.stats.values()  # type: ignore[attr-defined]
+        },
+    }
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _summary(pipe: object, counter: object) -> None:

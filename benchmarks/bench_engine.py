@@ -1,0 +1,334 @@
+"""Speed benchmark: the seed-style PyTorch path against streamcount's engine and runner.
+
+Run from the repository root (needs the dev extra for the torch and FLOP-count parts):
+
+    python benchmarks/bench_engine.py                 # all bundled models, ~3-4 minutes on CPU
+    python benchmarks/bench_engine.py --quick         # fewer cases, ~1 minute
+
+It measures, on the same frames (the example clip resized to 640x480):
+
+- the seed-style path: PyTorch eager U-Net-64 at full resolution, batch 1, frame by frame;
+- PyTorch eager on each bundled model's own architecture at its input size;
+- each bundled model through the engine (fp32 and, when present, its ``-int8`` / ``-fp16``
+  variant) at 640x480 and 320x240 frames, on every usable provider;
+- a plain 3x3 convolution in ONNX Runtime, as this machine's practical fp32 peak;
+- end to end ``streamcount run`` on a 640x480 file (decode, pre-processing, inference,
+  post-processing, overlay, CSV and video writing), without and with the dashboard.
+
+Results go to docs/benchmarks.json and docs/benchmarks.md (with the machine described).
+Nothing here is a timed test; stop other heavy jobs first or the numbers mean little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streamcount.engine import Counter  # noqa: E402
+from streamcount.models import bundled_models  # noqa: E402
+
+
+def machine() -> dict:
+    """CPU model, cores, SIMD flags; GPU card if any."""
+    info = {"python": platform.python_version(), "platform": platform.platform()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in lscpu.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "CPU max MHz"):
+                info[k.strip()] = v.strip()
+    except OSError:
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+    info["simd"] = [f for f in wanted if f" {f}" in flags]
+    if shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
+        gpu = subprocess.run(query, capture_output=True, text=True).stdout.strip()
+        info["gpu"] = gpu or "none"
+    else:
+        info["gpu"] = "none"
+    import onnxruntime as ort
+
+    info["onnxruntime"] = ort.__version__
+    info["opencv"] = cv2.__version__
+    return info
+
+
+def conv_gflop(model_path: Path, h: int, w: int, batch: int = 1) -> float | None:
+    """Convolution FLOPs (2 x MACs) of one forward pass at ``h x w`` model input, in GFLOP."""
+    try:
+        import onnx
+        from onnx import shape_inference
+    except ImportError:
+        return None
+    m = onnx.load(str(model_path))
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    for d, v in zip(dims, (batch, None, h, w), strict=True):
+        if v is not None:
+            d.Clear()
+            d.dim_value = v
+    try:
+        m = shape_inference.infer_shapes(m, data_prop=True)
+    except Exception:
+        return None
+    shapes = {}
+    for vi in list(m.graph.value_info) + list(m.graph.output) + list(m.graph.input):
+        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    inits = {t.name: list(t.dims) for t in m.graph.initializer}
+    # QDQ models: weights come through DequantizeLinear nodes.
+    for n in m.graph.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits:
+            inits[n.output[0]] = inits[n.input[0]]
+    total = 0.0
+    for n in m.graph.node:
+        if n.op_type != "Conv":
+            continue
+        wshape = inits.get(n.input[1])
+        out = shapes.get(n.output[0])
+        if not wshape or not out or 0 in out:
+            return None
+        cout, cin_g, kh, kw = wshape
+        total += 2.0 * out[0] * cout * out[2] * out[3] * cin_g * kh * kw
+    return total / 1e9
+
+
+def time_fn(fn, seconds: float, min_runs: int = 3) -> list[float]:
+    """Latencies (ms) of ``fn`` after one warm-up, for about ``seconds``."""
+    fn()
+    lat = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(lat) < min_runs:
+        t0 = time.perf_counter()
+        fn()
+        lat.append((time.perf_counter() - t0) * 1000)
+    return lat
+
+
+def summary(lat: list[float], frames_per_call: int = 1) -> dict:
+    med = statistics.median(lat)
+    return {"median_ms": round(med, 2), "p95_ms": round(float(np.percentile(lat, 95)), 2),
+            "fps": round(1000 * frames_per_call / med, 2), "runs": len(lat)}
+
+
+def frames_640(n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(REPO / "examples" / "pets2009_s2l1.mp4"))
+    out = []
+    while len(out) < n:
+        ok, f = cap.read()
+        if not ok:
+            break
+        out.append(cv2.resize(f, (640, 480), interpolation=cv2.INTER_LINEAR))
+    return out
+
+
+def plain_conv_peak(seconds: float) -> dict:
+    """GFLOP/s of ONNX Runtime on a stack of plain 3x3 convolutions (64 -> 64, 160x120)."""
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return {}
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i in range(4):
+        w = rng.normal(0, 0.05, (64, 64, 3, 3)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"y{i}"], pads=[1, 1, 1, 1]))
+        prev = f"y{i}"
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 120, 160])
+    y_info = helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)
+    g = helper.make_graph(nodes, "convs", [x_info], [y_info], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = rng.normal(0, 1, (1, 64, 120, 160)).astype(np.float32)
+    lat = time_fn(lambda: sess.run(None, {"x": x}), seconds)
+    gflop = 4 * 2 * 64 * 64 * 9 * 120 * 160 / 1e9
+    s = summary(lat)
+    s["gflops"] = round(gflop / (s["median_ms"] / 1000), 1)
+    return s
+
+
+def torch_cases(frames: list[np.ndarray], models: dict, seconds: float, quick: bool) -> list[dict]:
+    try:
+        import torch
+    except ImportError:
+        return []
+    from training.models import build_model
+
+    rows = []
+    torch.set_grad_enabled(False)
+    x640 = torch.from_numpy(frames[0][..., ::-1].astype(np.float32).transpose(2, 0, 1)[None] / 255)
+    seed = build_model("unet", filters=64, n_convs=2).eval()
+    lat = time_fn(lambda: seed(x640), seconds if not quick else 1, min_runs=2)
+    rows.append({"case": "seed-style torch eager U-Net-64, 640x480, batch 1", "path": "torch",
+                 "model_input": "640x480", **summary(lat)})
+    for name, path in models.items():
+        c = Counter(path, device="cpu")
+        meta = c.metadata
+        arch, _, width = meta.architecture.partition("-")
+        kwargs = {"filters": int(width)} if arch == "unet" and width else {}
+        net = build_model(arch, in_channels=meta.in_channels, **kwargs).eval()
+        mh, mw = c.pre.model_size(480, 640)
+        x = torch.nn.functional.interpolate(x640, size=(mh, mw), mode="area")
+        lat = time_fn(lambda net=net, x=x: net(x), seconds)
+        rows.append({"case": f"torch eager {meta.architecture} ({name}), frame 640x480",
+                     "path": "torch", "model_input": f"{mw}x{mh}", **summary(lat)})
+    return rows
+
+
+def engine_cases(frames: list[np.ndarray], models: dict, seconds: float) -> list[dict]:
+    from streamcount.providers import usable_device
+
+    devices = ["cpu"]
+    best = usable_device("auto")
+    if best != "cpu":
+        devices += ["cuda"] + (["tensorrt"] if best == "tensorrt" else [])
+    rows = []
+    for name, path in models.items():
+        for dev in devices:
+            c = Counter(path, device=dev)
+            for fw, fh in ((640, 480), (320, 240)):
+                f = cv2.resize(frames[0], (fw, fh), interpolation=cv2.INTER_AREA)
+                lat = time_fn(lambda c=c, f=f: c.count(f), seconds)
+                mh, mw = c.pre.model_size(fh, fw)
+                g = conv_gflop(path, mh, mw)
+                s = summary(lat)
+                row = {"case": f"engine {name} ({c.metadata.precision})", "path": f"ort-{c.device}",
+                       "frame": f"{fw}x{fh}", "model_input": f"{mw}x{mh}", **s}
+                if g:
+                    row["conv_gflop"] = round(g, 3)
+                    row["gflops"] = round(g / (s["median_ms"] / 1000), 1)
+                rows.append(row)
+    return rows
+
+
+def e2e_cases(model: str, n_frames: int) -> list[dict]:
+    """``streamcount run`` on a 640x480 file: without and with the dashboard (pseudo-terminal)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        src = d / "clip640.mp4"
+        frames = frames_640(n_frames)
+        vw = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+        for f in frames:
+            vw.write(f)
+        vw.release()
+        base = [sys.executable, "-m", "streamcount", "run", str(src), "--model", model,
+                "--csv", str(d / "c.csv"), "--video", str(d / "o.mp4"), "--quiet",
+                "--summary-json", str(d / "s.json")]
+        for label, cmd in (("no dashboard", [*base, "--no-dashboard"]),
+                           ("dashboard (pty)", None)):
+            if cmd is None:
+                if not shutil.which("script"):
+                    continue
+                cmd = ["script", "-qec", " ".join(base), "/dev/null"]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                                 env={**os.environ, "COLUMNS": "120", "LINES": "40"})
+            if out.returncode != 0:
+                rows.append({"case": f"e2e run ({label})", "error": out.stderr[-300:]})
+                continue
+            s = json.loads((d / "s.json").read_text())
+            rows_csv = len((d / "c.csv").read_text().splitlines()) - 1
+            cap = cv2.VideoCapture(str(d / "o.mp4"))
+            nvid = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            rows.append({"case": f"e2e streamcount run 640x480 ({label}), {model}",
+                         "path": f"run-{s['provider']}", "frames": len(frames),
+                         "csv_rows": rows_csv, "video_frames": nvid,
+                         "e2e_fps": s["e2e_fps"], "engine_fps": s["engine_fps"],
+                         "pipeline_overhead": round(1 - s["e2e_fps"] / s["engine_fps"], 3)
+                         if s["engine_fps"] else None})
+    return rows
+
+
+def write_markdown(result: dict, path: Path) -> None:
+    m = result["machine"]
+    lines = ["# Benchmarks", "",
+             f"Measured {result['date']} with `python benchmarks/bench_engine.py`"
+             f"{' --quick' if result['quick'] else ''}.", "",
+             f"Machine: {m.get('Model name', '?')}, {m.get('CPU(s)', '?')} cores, "
+             f"SIMD {', '.join(m['simd']) or 'none'}; GPU: {m['gpu']}; "
+             f"ONNX Runtime {m['onnxruntime']}, OpenCV {m['opencv']}, Python {m['python']}.", ""]
+    peak = result.get("plain_conv")
+    if peak:
+        lines += [f"ONNX Runtime on plain 3x3 convolutions (64->64 channels, 160x120): "
+                  f"**{peak['gflops']} GFLOP/s** fp32, this machine's practical peak.", ""]
+    lines += ["| case | path | frame | model input | median ms | p95 ms | fps | GFLOP/s "
+              "| % of conv peak |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["latency"]:
+        g = r.get("gflops")
+        pct = f"{100 * g / peak['gflops']:.0f}%" if g and peak and "fp32" in r["case"] else ""
+        lines.append(f"| {r['case']} | {r['path']} | {r.get('frame', '640x480')} | "
+                     f"{r['model_input']} | {r['median_ms']} | {r['p95_ms']} | {r['fps']} | "
+                     f"{g or ''} | {pct} |")
+    lines += ["", "End to end (`streamcount run` on a 640x480 H.264->mp4v file: decode, "
+              "pre-processing, inference, post-processing, overlay, CSV and video writing):", "",
+              "| case | frames | CSV rows | video frames | end-to-end fps | engine fps "
+              "| pipeline overhead |", "|---|---|---|---|---|---|---|"]
+    for r in result["e2e"]:
+        if "error" in r:
+            lines.append(f"| {r['case']} | error: {r['error'][:80]} | | | | | |")
+            continue
+        lines.append(f"| {r['case']} | {r['frames']} | {r['csv_rows']} | {r['video_frames']} | "
+                     f"{r['e2e_fps']} | {r['engine_fps']} | {r['pipeline_overhead']:.1%} |")
+    seed = next((r for r in result["latency"] if r["case"].startswith("seed-style")), None)
+    best = max((r["e2e_fps"] for r in result["e2e"] if "e2e_fps" in r), default=None)
+    if seed and best:
+        lines += ["", f"End to end against the seed-style path: {best:.1f} fps / "
+                  f"{seed['fps']:.2f} fps = **{best / seed['fps']:.0f}x**."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", help="bundled names or .onnx paths (default: all)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per case")
+    ap.add_argument("--e2e-frames", type=int, default=200)
+    ap.add_argument("--e2e-model", default="crowd")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "docs")
+    args = ap.parse_args()
+    if args.quick:
+        args.seconds = min(args.seconds, 1.0)
+        args.e2e_frames = min(args.e2e_frames, 100)
+    available = bundled_models()
+    if args.models:
+        models = {Path(m).stem: (Path(m) if m.endswith(".onnx") else available[m])
+                  for m in args.models}
+    else:
+        models = available
+    frames = frames_640(4)
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quick": args.quick,
+              "machine": machine(), "plain_conv": plain_conv_peak(args.seconds)}
+    result["latency"] = torch_cases(frames, {k: v for k, v in models.items() if "-" not in k},
+                                    args.seconds, args.quick)
+    result["latency"] += engine_cases(frames, models, args.seconds)
+    result["e2e"] = e2e_cases(args.e2e_model, args.e2e_frames)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_markdown(result, args.out / "benchmarks.md")
+    print((args.out / "benchmarks.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
