@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="fp16 weights (for GPUs)")
     prec.add_argument("--int8", action="store_true", help="static int8 QDQ (needs --calibration)")
-    p.add_argument("--calibration", type=Path, help="folder of real images for --int8")
+    p.add_argument("--calibration", help="folder or glob of real images for --int8")
     p.add_argument("--max-drift", type=float, default=0.05,
                    help="refuse int8 when its mean relative count drift vs fp32 is above this")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -47,7 +47,8 @@ def metadata_from_config(
     if "filters" in arch:
         label += f"-{arch['filters']}"
     ds = cfg.get("dataset", {})
-    data = f"{ds.get('source', '?')} {ds.get('root', '')} split={ds.get('split', 'train')}".strip()
+    root = Path(str(ds.get("root", ""))).name  # the dataset folder's name, not a local path
+    data = f"{ds.get('source', '?')} ({root}) split={ds.get('split', 'train')}"
     return ModelMetadata(
         architecture=label,
         in_channels=int(arch["in_channels"]),

@@ -82,14 +82,28 @@ def _split_shared_initializers(proto: Any) -> None:
                 node.input[k] = copy.name
 
 
-def calibration_images(folder: Path, limit: int = 64) -> list[Path]:
-    """Image files under ``folder`` (sorted, evenly thinned to ``limit``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"calibration folder not found: {folder}; pass a folder of real images")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+def calibration_images(source: Path | str, limit: int = 64) -> list[Path]:
+    """Images in a folder (recursively) or matching a glob pattern, evenly thinned to ``limit``.
+
+    Example:
+        >>> calibration_images("../shared/data/vgg-cells/*cell.png")  # doctest: +SKIP
+    """
+    import glob
+
+    text = str(source)
+    if any(ch in text for ch in "*?["):
+        files = sorted(Path(f) for f in glob.glob(text, recursive=True))
+        files = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+    else:
+        folder = Path(text)
+        if not folder.is_dir():
+            raise InputError(
+                f"calibration folder not found: {folder}; pass a folder or a glob of real images"
+            )
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise InputError(f"no images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise InputError(f"no calibration images in {text} (looked for {kinds})")
     if len(files) > limit:
         idx = np.linspace(0, len(files) - 1, limit).round().astype(int)
         files = [files[i] for i in idx]
@@ -146,7 +160,7 @@ def count_drift(fp32: Path, quant: Path, arrays: list[np.ndarray]) -> DriftRepor
 
 
 def quantize_int8(
-    src: Path, dst: Path, calibration: Path, max_drift: float = 0.05, limit: int = 64
+    src: Path, dst: Path, calibration: Path | str, max_drift: float = 0.05, limit: int = 64
 ) -> DriftReport:
     """Static QDQ int8 (U8S8, per-channel weights) calibrated on real images.
 
