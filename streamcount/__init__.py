@@ -12,9 +12,14 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# OpenCV's own warnings (e.g. "backend is generally available but can't be used to capture by
+# name") would print stream URLs and duplicate our one-line errors; users can still override.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 if TYPE_CHECKING:  # pragma: no cover
     from streamcount.engine import Counter, CountResult

@@ -83,12 +83,12 @@ def _polygon(raw: Any, what: str, source: str) -> np.ndarray:
         raise InputError(f"{source}: {what} polygon needs at least 3 [x, y] points")
     if not np.isfinite(poly).all():
         raise InputError(f"{source}: {what} polygon has non-finite coordinates")
+    if self_intersects(poly):
+        raise InputError(f"{source}: {what} polygon intersects itself; list its corners in order")
     area = 0.5 * abs(float(np.dot(poly[:, 0], np.roll(poly[:, 1], 1))
                             - np.dot(poly[:, 1], np.roll(poly[:, 0], 1))))  # fmt: skip
     if area < 1.0:
         raise InputError(f"{source}: {what} polygon is empty (area {area:.1f} px)")
-    if self_intersects(poly):
-        raise InputError(f"{source}: {what} polygon intersects itself; list its corners in order")
     return poly
 
 

@@ -39,11 +39,21 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}; pass a .pt from `streamcount train`")
+    import zipfile
+
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        raise ModelError(f"{path} is not a torch checkpoint file; pass a .pt from `streamcount train`")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path} is not a loadable checkpoint ({first[:160]})") from exc
+        text = str(exc).strip()
+        if "weights_only" in text or "Unsupported global" in text:
+            why = "it holds objects other than tensors and plain values, refused for safety"
+        else:
+            why = text.splitlines()[0][:120] if text else type(exc).__name__
+        raise ModelError(f"{path} is not a loadable checkpoint ({why})") from exc
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ModelError(f"{path} is not a streamcount checkpoint (no 'model'/'config' entries)")
     return state

@@ -101,3 +101,36 @@ def test_recipe_round_trip(tmp_path: Path) -> None:
     (tmp_path / "r.toml").write_text(text)
     assert TrainConfig.from_toml(tmp_path / "r.toml") == cfg
     assert replace(cfg, epochs=4) != cfg
+
+
+def test_checkpoint_loading_refuses_garbage_and_pickled_objects(tmp_path: Path) -> None:
+    from streamcount.errors import ModelError
+    from training.checkpoint import load_checkpoint
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\xff\xd8\xff\xe0 this is a jpeg")
+    with pytest.raises(ModelError, match="not a torch checkpoint file"):
+        load_checkpoint(junk)
+
+    import argparse
+
+    evil = tmp_path / "evil.pt"  # any non-allow-listed object would run code on unpickling
+    torch.save({"model": {}, "config": {}, "obj": argparse.Namespace(x=1)}, evil)
+    with pytest.raises(ModelError, match="refused for safety"):
+        load_checkpoint(evil)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ModelError, match="not a streamcount checkpoint"):
+        load_checkpoint(other)
+
+
+def test_checkpoint_not_matching_its_architecture(trained, tmp_path: Path) -> None:
+    from streamcount.errors import ModelError
+    from training.checkpoint import model_from_checkpoint
+
+    _, out = trained
+    state = load_checkpoint(out / "best.pt")
+    state["config"]["model"]["filters"] = 16
+    torch.save(state, tmp_path / "wrong.pt")
+    with pytest.raises(ModelError, match="do not match architecture"):
+        model_from_checkpoint(tmp_path / "wrong.pt")

@@ -1,0 +1,68 @@
+"""Zone files: integrals over polygons, ROI, and every malformed file as one clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamcount.errors import InputError
+from streamcount.zones import ZoneSet, template
+
+
+def test_zone_integrals_and_roi_on_synthetic_density() -> None:
+    density = np.zeros((100, 200), np.float32)
+    density[10, 10] = 1.0  # left zone, inside ROI
+    density[50, 150] = 2.0  # right zone, inside ROI
+    density[95, 150] = 4.0  # right zone, outside ROI
+    zs = ZoneSet.from_dict({
+        "roi": [[0, 0], [200, 0], [200, 80], [0, 80]],
+        "zones": [{"name": "left", "polygon": [[0, 0], [100, 0], [100, 100], [0, 100]]},
+                  {"name": "right", "polygon": [[100, 0], [200, 0], [200, 100], [100, 100]]}],
+    })  # fmt: skip
+    masked = zs.apply_roi(density)
+    assert float(masked.sum()) == pytest.approx(3.0)
+    assert zs.counts(masked) == pytest.approx({"left": 1.0, "right": 2.0})
+
+
+def test_polygons_scale_to_the_frame() -> None:
+    zs = ZoneSet.from_dict(template(200, 100))
+    counts = zs.counts(np.ones((50, 100), np.float32))  # frames at half the file's size
+    assert counts["left"] + counts["right"] == pytest.approx(50 * 100, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("", "is empty"),
+        ("{not json", "not valid json"),
+        ('{"zones": 3}', "must be a list"),
+        ('{"zones": [{"name": "a"}]}', "needs a 'polygon'"),
+        ('{"zones": [{"polygon": [[0, 0], [1, 1]]}]}', "at least 3"),
+        ('{"zones": [{"polygon": [[0, 0], [10, 10], [10, 0], [0, 10]]}]}', "intersects itself"),
+        ('{"zones": [{"polygon": [[0, 0], [5, 5], [10, 10]]}]}', "is empty"),
+        ('{"frame_size": [100, 100], "zones": [{"polygon": [[200, 200], [300, 200], [300, 300]]}]}',
+         "entirely outside"),
+        ('{"zones": [{"name": "a", "polygon": [[0, 0], [9, 0], [9, 9]]},'
+         ' {"name": "a", "polygon": [[0, 0], [9, 0], [9, 9]]}]}', "used twice"),
+        ('{"zones": [{"polygon": [[0, 0], [9, 0], [9, 9]], "alerts": [{"for": 3}]}]}',
+         "needs 'above' or 'below'"),
+        ('[1, 2]', "expected an object"),
+    ],
+)
+def test_malformed_zone_files(tmp_path: Path, content: str, needle: str) -> None:
+    p = tmp_path / "zones.json"
+    p.write_text(content)
+    with pytest.raises(InputError, match=needle):
+        ZoneSet.load(p)
+
+
+def test_yaml_zone_file(tmp_path: Path) -> None:
+    import yaml
+
+    p = tmp_path / "zones.yaml"
+    p.write_text(yaml.safe_dump(template(64, 48)))
+    assert ZoneSet.load(p).names == ["left", "right"]
+    assert json.loads(json.dumps(template(64, 48)))["frame_size"] == [64, 48]
