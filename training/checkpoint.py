@@ -44,7 +44,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     with path.open("rb") as fh:
         head = fh.read(2)
     if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
-        raise ModelError(f"{path} is not a torch checkpoint file; use a .pt from `streamcount train`")
+        raise ModelError(f"{path} is not a torch checkpoint file; use best.pt from `train`")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
