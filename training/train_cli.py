@@ -70,7 +70,14 @@ def run(args: argparse.Namespace) -> int:
             f"{cfg.data} has no train.h5: make it with "
             f"`streamcount prepare FORMAT --out {cfg.data}`"
         )
-    result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit()
+    try:
+        result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit()
+    except KeyboardInterrupt:
+        last = Path(cfg.out) / "last.pt"
+        if last.exists():
+            logger.warning("interrupted: %s holds the last finished epoch; continue with the same "
+                           "command plus --resume", last)
+        raise
     summary = {
         "run_dir": str(result.run_dir),
         "best_epoch": result.best_epoch,
