@@ -111,6 +111,10 @@ def create_session(
         sess = ort.InferenceSession(model, sess_options=so, providers=chain)
     except Exception as exc:  # ORT raises its own exception types for bad files
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        if "escapes model directory" in msg:
+            raise ModelError(
+                f"{model_path} refused: its external weights point outside the model's folder"
+            ) from exc
         raise ModelError(f"{model_path} is not a loadable ONNX model ({msg})") from exc
     got = sess.get_providers()
     real = _NAMES.get(got[0], got[0])

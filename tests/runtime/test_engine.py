@@ -132,3 +132,29 @@ def test_cuda_request_fails_clearly_without_gpu(tiny_model: Path) -> None:
     with pytest.raises(DeviceError, match="--device cuda is not usable"):
         Counter(tiny_model, device="cuda")
     assert Counter(tiny_model, device="auto").device == "cpu"
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((1, 3, 1, 1), np.float32), "w")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])], [w],
+    )  # fmt: skip
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    (tmp_path / "models").mkdir()
+    onnx.save(m, str(tmp_path / "models" / "ok.onnx"), save_as_external_data=True,
+              location="w.bin", size_threshold=0)
+    assert Counter(tmp_path / "models" / "ok.onnx", device="cpu").count(
+        np.full((4, 4, 3), 255, np.uint8)).count > 0
+    (tmp_path / "secret.bin").write_bytes(np.ones(3, np.float32).tobytes())
+    for e in m.graph.initializer[0].external_data:
+        if e.key == "location":
+            e.value = "../secret.bin"
+    onnx.save(m, str(tmp_path / "models" / "evil.onnx"))
+    with pytest.raises(ModelError, match="outside the model's folder"):
+        Counter(tmp_path / "models" / "evil.onnx", device="cpu")
