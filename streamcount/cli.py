@@ -9,13 +9,14 @@ never needs torch.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from streamcount import __version__
-from streamcount.errors import EXIT_INTERRUPTED, StreamcountError
+from streamcount.errors import EXIT_INTERRUPTED, OutputError, StreamcountError
 
 # name -> module; the order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -91,3 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # not wrapped by a command: most often a full disk or a lost output
+        if args.debug:
+            raise
+        where = exc.filename or "standard output"
+        print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        write_errors = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+        return OutputError.exit_code if exc.errno in write_errors else 1
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback "
+              "and please report it)", file=sys.stderr)
+        return 1

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamcount.alerts import AlertEvent, AlertMonitor
+from streamcount.errors import OutputError
 from streamcount.frames import Frame, Result
 from streamcount.overlay import Overlay
 from streamcount.sinks import Sink
@@ -462,7 +463,11 @@ class Pipeline:
             if self.cfg.keep_view:
                 self.views[name] = res.annotated.copy()
         for sink in self.sinks:
-            sink.write(res)
+            try:
+                sink.write(res)
+            except OSError as exc:  # full disk, removed folder, closed pipe
+                where = getattr(sink, "path", type(sink).__name__)
+                raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from exc
         for ev in res.alerts:
             (logger.warning if ev.event == "start" else logger.info)("%s", ev.describe())
             key = (ev.zone, ev.rule, ev.threshold)

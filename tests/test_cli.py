@@ -76,3 +76,18 @@ def test_debug_shows_the_traceback() -> None:
 
     with pytest.raises(InputError):
         main(["--debug", "count", "/nonexistent/img.png"])
+
+
+def test_full_stdout_is_one_line_exit_7(tiny_model, tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    with open("/dev/full", "w") as full:
+        out = subprocess.run(
+            [sys.executable, "-m", "streamcount", "count", str(tmp_path), "--model",
+             str(tiny_model), "--json"], stdout=full, stderr=subprocess.PIPE, text=True,
+            timeout=60, cwd=REPO,
+        )  # fmt: skip
+    assert out.returncode == 7
+    assert "No space left on device" in out.stderr and "Traceback" not in out.stderr

@@ -230,7 +230,11 @@ def run_config(cfg: RunConfig) -> int:
         for sink in sinks:
             if hasattr(sink, "stats"):
                 sink.stats = lambda: pipe.stats  # type: ignore[attr-defined]
-            stack.enter_context(sink)
+            try:
+                stack.enter_context(sink)
+            except OSError as exc:
+                where = getattr(sink, "path", type(sink).__name__)
+                raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from None
         restore = _install_signals(pipe, interrupted)
         try:
             pipe.start()

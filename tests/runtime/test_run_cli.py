@@ -150,3 +150,15 @@ def test_zones_template(tmp_path: Path, capsys: pytest.CaptureFixture, suffix: s
     assert (tmp_path / "zones.png").stat().st_size > 0
     rc, err = _cli(["zones", str(v), "--out", str(out)], capsys)
     assert rc == 2 and "--force" in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("flag", ["--csv", "--jsonl"])
+def test_full_disk_is_one_line_exit_7(tiny_model: Path, flag: str, capsys) -> None:
+    from streamcount.cli import main
+
+    clip = Path(__file__).resolve().parents[2] / "examples" / "pets2009_s2l1.mp4"
+    rc = main(["run", str(clip), "--model", str(tiny_model), flag, "/dev/full",
+               "--no-dashboard", "--max-frames", "3", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 7 and "No space left on device" in err and "Traceback" not in err
