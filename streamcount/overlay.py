@@ -33,23 +33,29 @@ class Overlay:
         alpha: Heatmap opacity (0: frame only, 1: heatmap only).
         colormap: An OpenCV colormap (``cv2.COLORMAP_*``) used as the lookup table.
         decay: Per-frame decay of the running peak that scales the heatmap (no flicker).
+        min_level: Heat levels (0-255) below this leave the frame untinted.
     """
 
     def __init__(self, alpha: float = 0.45, colormap: int = cv2.COLORMAP_JET,
-                 decay: float = 0.98) -> None:
+                 decay: float = 0.98, min_level: int = 20) -> None:
         self.alpha = float(alpha)
+        self.min_level = int(min_level)
         self.colormap = colormap
         self.decay = decay
         self.peak = 0.0
         self._u8: np.ndarray | None = None
         self._heat: np.ndarray | None = None
         self._out: np.ndarray | None = None
+        self._pos: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
 
     def _buffers(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._out is None or self._out.shape[:2] != (h, w):
             self._u8 = np.empty((h, w), np.uint8)
             self._heat = np.empty((h, w, 3), np.uint8)
             self._out = np.empty((h, w, 3), np.uint8)
+            self._pos = np.empty((h, w), np.float32)
+            self._mask = np.empty((h, w), np.uint8)
         assert self._u8 is not None and self._heat is not None
         return self._u8, self._heat, self._out
 
@@ -59,7 +65,9 @@ class Overlay:
         u8, heat, _ = self._buffers(h, w)
         peak = float(density.max()) if density.size else 0.0
         self.peak = max(peak, self.peak * self.decay, 1e-12)
-        cv2.convertScaleAbs(density, dst=u8, alpha=255.0 / self.peak)
+        assert self._pos is not None
+        np.maximum(density, 0.0, out=self._pos)  # negative density is not drawn as heat
+        cv2.convertScaleAbs(self._pos, dst=u8, alpha=255.0 / self.peak)
         cv2.applyColorMap(u8, self.colormap, dst=heat)
         return heat
 
@@ -92,8 +100,13 @@ class Overlay:
         if density.shape != (h, w):
             density = cv2.resize(density, (w, h), interpolation=cv2.INTER_LINEAR)
         heat = self.heatmap(density)
-        dst = self._buffers(h, w)[2] if out is None else out
+        u8, _, own = self._buffers(h, w)
+        dst = own if out is None else out
         cv2.addWeighted(frame, 1.0 - self.alpha, heat, self.alpha, 0.0, dst=dst)
+        # Where the density is negligible, keep the frame as it is (no blue cast).
+        assert self._mask is not None
+        cv2.compare(u8, self.min_level, cv2.CMP_LT, dst=self._mask)
+        cv2.copyTo(frame, self._mask, dst)
         scale = max(0.4, min(h, w) / 600.0)
         if zones is not None and (zones.zones or zones.roi is not None):
             if zone_counts is None:
@@ -110,10 +123,10 @@ class Overlay:
             top += f" (smoothed {smoothed:.1f})"
         if fps is not None:
             top += f"  {fps:.1f} fps"
-        y = int(24 * scale)
+        y = int(26 * scale)
         if label:
             _text(dst, label, (6, y), scale * 0.55)
-            y += int(24 * scale)
+            y += int(32 * scale)
         _text(dst, top, (6, y), scale * 0.7)
         return dst
 
