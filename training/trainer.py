@@ -14,6 +14,7 @@ import numpy as np
 
 from streamcount import __version__
 from streamcount.errors import InputError
+from training import distributed
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import PatchDataset, normalize_image
@@ -108,7 +109,8 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.device = pick_device(cfg.device)
+        self.dist = distributed.from_env()
+        self.device = distributed.init(self.dist, pick_device(cfg.device), cfg.batch_size)
         self.train = load_split(Path(cfg.data) / "train.h5")
         val_path = Path(cfg.data) / "val.h5"
         self.val: SplitArrays | None = load_split(val_path) if val_path.exists() else None
@@ -129,6 +131,7 @@ class Trainer:
         if self.device == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.to(self.device)
+        self.net = distributed.wrap(self.model, self.dist, self.device)  # what training runs
         self.ema = None
         if cfg.ema_decay > 0:
             from torch.optim.swa_utils import AveragedModel
@@ -263,6 +266,13 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train for ``cfg.epochs``; returns the best and last validation metrics."""
+        self._setup()
+        try:
+            return self._fit()
+        finally:
+            distributed.shutdown(self.dist)
+
+    def _fit(self) -> TrainResult:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -272,12 +282,13 @@ class Trainer:
             TimeRemainingColumn,
         )  # fmt: skip
 
-        self._setup()
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main  # only rank 0 validates, logs and writes checkpoints
         log_path = self.run_dir / "log.csv"
-        if not self.resume or not log_path.exists():
-            log_path.write_text("epoch,train_loss,val_mae,val_rmse,val_bias,lr,seconds\n")
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not self.resume or not log_path.exists():
+                log_path.write_text("epoch,train_loss,val_mae,val_rmse,val_bias,lr,seconds\n")
         baseline = self._baseline_mae()
         t_start = time.perf_counter()
         last_val: dict[str, float] = {}
@@ -286,13 +297,15 @@ class Trainer:
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         )  # fmt: skip
         total_steps = self.steps_per_epoch * (cfg.epochs - self.start_epoch)
-        with Progress(*columns, disable=not self.progress, transient=False) as progress:
+        with Progress(*columns, disable=not (self.progress and main), transient=False) as progress:
             task = progress.add_task("train", total=total_steps, info="")
             for epoch in range(self.start_epoch, cfg.epochs):
                 t0 = time.perf_counter()
                 loss = self._train_epoch(epoch, progress, task)
                 is_last = epoch == cfg.epochs - 1
                 val: dict[str, float] = {}
+                if not main:
+                    continue
                 if self.val is not None and ((epoch + 1) % cfg.val_every == 0 or is_last):
                     val = self.validate()
                     last_val = val
@@ -328,9 +341,14 @@ class Trainer:
 
         cfg = self.cfg
         self.dataset.set_epoch(cfg.seed * 100_003 + epoch)
+        data: Any = self.dataset
+        if self.dist.enabled:  # rank r takes items r, r + W, ...: together one process's batches
+            from torch.utils.data import Subset
+
+            data = Subset(self.dataset, range(self.dist.rank, len(self.dataset), self.dist.world))
         loader = DataLoader(
-            self.dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
-            drop_last=False, persistent_workers=False,
+            data, batch_size=cfg.batch_size // self.dist.world, shuffle=False,
+            num_workers=cfg.workers, drop_last=False, persistent_workers=False,
         )  # fmt: skip
         self.model.train()
         total, n = 0.0, 0
@@ -340,7 +358,7 @@ class Trainer:
             if self.device == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast():
-                pred = self.model(x)
+                pred = self.net(x)
             loss = torch.nn.functional.mse_loss(pred.float(), y)
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
@@ -356,7 +374,7 @@ class Trainer:
             total += float(loss.detach()) * len(x)
             n += len(x)
             progress.update(task, advance=1)
-        return total / max(n, 1)
+        return distributed.mean_over_ranks(total / max(n, 1), self.dist, self.device)
 
     def _baseline_mae(self) -> float:
         """MAE on validation of always predicting the training mean count."""
