@@ -20,6 +20,7 @@ from exports.atomic import save_model_atomic
 from streamcount import __version__
 from streamcount.errors import ModelError
 from streamcount.metadata import ModelMetadata
+from training.checkpoint import effective_density_scale
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def metadata_from_config(
         color_order=cfg.get("color_order", "RGB"),
         mean=[float(v) for v in cfg["mean"]],
         std=[float(v) for v in cfg["std"]],
-        density_scale=float(cfg["density_scale"]),
+        density_scale=effective_density_scale(cfg),
         size_multiple=int(cfg.get("size_multiple", 8)),
         input_scale=float(cfg.get("input_scale", 1.0)),
         precision=precision,

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "training.prepare",
     "train": "training.train_cli",
     "evaluate": "training.evaluate_cli",
+    "calibrate": "training.calibrate",
     "export": "exports.cli",
     "count": "streamcount.commands.count",
     "run": "streamcount.commands.run",

@@ -59,6 +59,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def effective_density_scale(cfg: dict[str, Any]) -> float:
+    """The divisor from network output to density: the training scale times the count gain.
+
+    ``count_gain`` is 1 unless ``streamcount calibrate`` fitted it on the training split.
+    """
+    return float(cfg["density_scale"]) / float(cfg.get("count_gain", 1.0))
+
+
 def model_from_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network stored in a checkpoint, in eval mode, on the CPU.
 

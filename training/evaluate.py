@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from streamcount.errors import InputError
-from training.checkpoint import model_from_checkpoint
+from training.checkpoint import effective_density_scale, model_from_checkpoint
 from training.data import normalize_image
 from training.metrics import count_metrics, game
 from training.splits_io import load_split
@@ -54,7 +54,7 @@ def evaluate_checkpoint(
         )
     mean = np.asarray(cfg["mean"], np.float32)
     std = np.asarray(cfg["std"], np.float32)
-    scale = float(cfg["density_scale"])
+    scale = effective_density_scale(cfg)
     games: list[list[float]] = [[] for _ in range(game_levels + 1)]
     ev = Evaluation(metrics={})
     best_example = None

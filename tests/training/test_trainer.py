@@ -134,3 +134,19 @@ def test_checkpoint_not_matching_its_architecture(trained, tmp_path: Path) -> No
     torch.save(state, tmp_path / "wrong.pt")
     with pytest.raises(ModelError, match="do not match architecture"):
         model_from_checkpoint(tmp_path / "wrong.pt")
+
+
+def test_calibrate_removes_training_bias(trained, blob_dataset: Path, tmp_path: Path,
+                                         capsys) -> None:
+    from streamcount.cli import main
+    from training.evaluate import evaluate_checkpoint
+
+    _, out = trained
+    cal = tmp_path / "cal.pt"
+    assert main(["calibrate", str(out / "best.pt"), "--data", str(blob_dataset),
+                 "--out", str(cal), "--json"]) == 0
+    gain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count_gain"]
+    assert load_checkpoint(cal)["config"]["count_gain"] == gain
+    ev = evaluate_checkpoint(cal, blob_dataset / "train.h5", game_levels=0, progress=False)
+    assert abs(sum(ev.pred) - sum(ev.true)) < 1e-3 * sum(ev.true)
+    assert main(["calibrate", str(cal), "--data", str(blob_dataset)]) == 2  # already calibrated
