@@ -141,16 +141,18 @@ class _Reader:
         return None if x is None else {INPUT_NAME: x}
 
 
-def count_drift(fp32: Path, quant: Path, arrays: list[np.ndarray]) -> DriftReport:
-    """Counts of both models on the same inputs."""
+def count_drift(
+    fp32: Path, quant: Path, arrays: list[np.ndarray], density_scale: float = 1.0
+) -> DriftReport:
+    """Counts of both models on the same inputs (absolute drift in objects)."""
     import onnxruntime as ort
 
     a = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
     b = ort.InferenceSession(str(quant), providers=["CPUExecutionProvider"])
     abs_d, rel_d = [], []
     for x in arrays:
-        ca = float(a.run(None, {INPUT_NAME: x})[0].sum())
-        cb = float(b.run(None, {INPUT_NAME: x})[0].sum())
+        ca = float(a.run(None, {INPUT_NAME: x})[0].sum()) / density_scale
+        cb = float(b.run(None, {INPUT_NAME: x})[0].sum()) / density_scale
         abs_d.append(abs(ca - cb))
         rel_d.append(abs(ca - cb) / max(abs(ca), 1e-6))
     return DriftReport(
@@ -191,7 +193,7 @@ def quantize_int8(
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
             calibrate_method=CalibrationMethod.MinMax,
         )  # fmt: skip
-        drift = count_drift(src, out, arrays)
+        drift = count_drift(src, out, arrays, meta.density_scale)
         if drift.mean_rel > max_drift:
             raise ModelError(
                 f"int8 count drift {drift.mean_rel:.1%} (mean over {drift.n_images} calibration "
