@@ -22,3 +22,6 @@ def save_model_atomic(model: Any, path: Path) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:  # Ctrl-C mid-write: no partial model, no stray .tmp
+        tmp.unlink(missing_ok=True)
+        raise

@@ -25,6 +25,9 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+    except BaseException:  # Ctrl-C mid-write: the previous checkpoint stays, no stray .tmp
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -150,3 +150,30 @@ def test_calibrate_removes_training_bias(trained, blob_dataset: Path, tmp_path: 
     ev = evaluate_checkpoint(cal, blob_dataset / "train.h5", game_levels=0, progress=False)
     assert abs(sum(ev.pred) - sum(ev.true)) < 1e-3 * sum(ev.true)
     assert main(["calibrate", str(cal), "--data", str(blob_dataset)]) == 2  # already calibrated
+
+
+def test_ctrl_c_during_training_keeps_the_last_checkpoint(blob_dataset: Path,
+                                                          tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "streamcount", "train", "--data", str(blob_dataset), "--out",
+           str(out), "--filters", "4", "--epochs", "200", "--samples-per-epoch", "16",
+           "--patch", "32", "--threads", "1", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "--resume" in err
+    state = load_checkpoint(out / "last.pt")
+    assert 0 <= state["epoch"] < 199
+    assert not list(out.glob("*.tmp"))
