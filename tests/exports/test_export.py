@@ -100,6 +100,6 @@ def test_export_bad_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
     bad.write_bytes(b"not a checkpoint")
     assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == 4
     err = capsys.readouterr().err
-    assert "not a loadable checkpoint" in err and "Traceback" not in err
+    assert "not a torch checkpoint file" in err and "Traceback" not in err
     assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx"), "--int8"]) == 2
