@@ -68,6 +68,32 @@ def check_writable(path: Path, what: str = "output") -> None:
         raise OutputError(f"cannot write {what} {path}: permission denied; choose another path")
 
 
+class TextFileSink(Sink):
+    """A sink writing one text file, line-buffered; subclasses format the lines.
+
+    Attributes:
+        kind: What the file is, for error messages (``"CSV"``).
+        rows: Lines written so far.
+    """
+
+    kind = "text"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.fh = None
+        self.rows = 0
+
+    def open(self) -> None:
+        """Create the file (one :class:`OutputError` line when it cannot be written)."""
+        self.fh = open_text(self.path, self.kind)
+
+    def close(self) -> None:
+        """Close the file; safe to call twice."""
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
 def open_text(path: Path, what: str):
     """Open ``path`` for writing text (line-buffered), or raise one :class:`OutputError` line."""
     check_writable(path, what)

@@ -20,12 +20,12 @@ import csv
 from pathlib import Path
 
 from streamcount.frames import Result
-from streamcount.sinks import Sink, open_text
+from streamcount.sinks import TextFileSink
 
 BASE_COLUMNS = ["source", "frame", "stream_time", "wall_time", "count", "smoothed", "latency_ms"]
 
 
-class CsvSink(Sink):
+class CsvSink(TextFileSink):
     """Writes results as CSV rows.
 
     Args:
@@ -33,17 +33,17 @@ class CsvSink(Sink):
         zones: Zone names (one raw and one smoothed column each).
     """
 
+    kind = "CSV"
+
     def __init__(self, path: str | Path, zones: list[str] | None = None) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.columns = list(BASE_COLUMNS)
         for z in zones or []:
             self.columns += [f"zone:{z}", f"zone:{z}:smoothed"]
-        self.fh = None
-        self.rows = 0
 
     def open(self) -> None:
         """Create the file and write the header."""
-        self.fh = open_text(self.path, "CSV")
+        super().open()
         self.writer = csv.DictWriter(self.fh, self.columns, extrasaction="ignore")
         self.writer.writeheader()
         self.fh.flush()
@@ -54,9 +54,3 @@ class CsvSink(Sink):
         self.writer.writerow(result.row())
         self.fh.flush()
         self.rows += 1
-
-    def close(self) -> None:
-        """Close the file."""
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None

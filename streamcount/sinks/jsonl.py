@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 from streamcount.frames import Result
-from streamcount.sinks import Sink, open_text
+from streamcount.sinks import TextFileSink
 
 
-class JsonlSink(Sink):
+class JsonlSink(TextFileSink):
     """Writes results as JSON lines.
 
     Example:
@@ -28,14 +27,7 @@ class JsonlSink(Sink):
         {'z': {'count': 1.0, 'smoothed': 1.0}}
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.fh = None
-        self.rows = 0
-
-    def open(self) -> None:
-        """Create the file."""
-        self.fh = open_text(self.path, "JSONL")
+    kind = "JSONL"
 
     def write(self, result: Result) -> None:
         """Append one line and flush it."""
@@ -54,9 +46,3 @@ class JsonlSink(Sink):
         self.fh.write(json.dumps(rec) + "\n")
         self.fh.flush()
         self.rows += 1
-
-    def close(self) -> None:
-        """Close the file."""
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
