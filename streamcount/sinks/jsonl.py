@@ -18,6 +18,7 @@ class JsonlSink(TextFileSink):
 
     Example:
         >>> import tempfile, numpy as np
+        >>> from pathlib import Path
         >>> from streamcount.frames import Frame, Result
         >>> p = Path(tempfile.mkdtemp()) / "r.jsonl"
         >>> with JsonlSink(p) as s:
