@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     state["config"]["count_gain"] = gain
     state["config"]["count_gain_fit"] = {"split": args.split, "images": n}
     save_checkpoint(state, out)
+    val_path = args.data / "val.h5"
+    if val_path.is_file():  # the metrics stored in the checkpoint describe the calibrated model
+        from training.evaluate import evaluate_checkpoint
+
+        ev = evaluate_checkpoint(out, val_path, game_levels=0, progress=not args.json)
+        state["config"]["metrics"] = {k: v for k, v in ev.metrics.items() if k != "game0"}
+        save_checkpoint(state, out)
     if args.json:
         print(json.dumps({"checkpoint": str(out), "count_gain": gain, "images": n}))
     else:
