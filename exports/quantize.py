@@ -38,11 +38,14 @@ class DriftReport:
     max_rel: float
 
 
+def _meta_of(proto: Any, source: str) -> ModelMetadata:
+    return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props}, source)
+
+
 def _read_meta(path: Path) -> ModelMetadata:
     import onnx
 
-    proto = onnx.load(str(path))
-    return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props}, str(path))
+    return _meta_of(onnx.load(str(path)), str(path))
 
 
 def convert_fp16(src: Path, dst: Path) -> None:
@@ -51,7 +54,7 @@ def convert_fp16(src: Path, dst: Path) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     proto = onnx.load(str(src))
-    meta = ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props}, str(src))
+    meta = _meta_of(proto, str(src))
     _split_shared_initializers(proto)
     half = convert_float_to_float16(proto, keep_io_types=True)
     meta.precision = "fp16"

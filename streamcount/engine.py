@@ -74,8 +74,8 @@ class Counter:
         self.session = info.session
         self.device = info.device
         self.providers = info.providers
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.metadata = ModelMetadata.from_props(props, source=str(self.model_path))
+        self._props = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = ModelMetadata.from_props(self._props, source=str(self.model_path))
         if max_side:
             self.metadata.max_side = int(max_side)
         self._check_signature()
@@ -105,7 +105,7 @@ class Counter:
             )
         c = inputs[0].shape[1]
         if isinstance(c, int) and c != self.metadata.in_channels:
-            if "streamcount.in_channels" in dict(self.session.get_modelmeta().custom_metadata_map):
+            if "streamcount.in_channels" in self._props:
                 raise ModelError(f"{where}: input has {c} channels but metadata says otherwise")
             self.metadata.in_channels = c
             self.metadata.color_order = "GRAY" if c == 1 else self.metadata.color_order

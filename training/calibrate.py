@@ -47,10 +47,9 @@ def run(args: argparse.Namespace) -> int:
     """Fit the gain and write the calibrated checkpoint."""
     require("torch", "train")
     from training.checkpoint import load_checkpoint, save_checkpoint
+    from training.splits_io import split_file
 
-    split_path = args.data / f"{args.split}.h5"
-    if not split_path.is_file():
-        raise InputError(f"no split '{args.split}' in {args.data} ({split_path} is missing)")
+    split_path = split_file(args.data, args.split)
     gain, n = fit_gain(args.checkpoint, split_path, progress=not args.json)
     out = args.out or args.checkpoint.with_name(args.checkpoint.stem + "-cal.pt")
     state = load_checkpoint(args.checkpoint)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from streamcount.errors import InputError, require
+from streamcount.errors import require
 
 HELP = "MAE, RMSE, bias and GAME of a checkpoint on a prepared split (needs the train extra)"
 
@@ -29,10 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from training.evaluate import evaluate_checkpoint, plot_evaluation, summary_row
+    from training.splits_io import split_file
 
-    split_path = args.data / f"{args.split}.h5"
-    if not split_path.is_file():
-        raise InputError(f"no split '{args.split}' in {args.data} ({split_path} is missing)")
+    split_path = split_file(args.data, args.split)
     ev = evaluate_checkpoint(
         args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json
     )

@@ -28,6 +28,16 @@ class SplitArrays:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+def split_file(data_dir: Path, split: str) -> Path:
+    """``DATA_DIR/SPLIT.h5``, or one :class:`InputError` line when it is missing."""
+    from streamcount.errors import InputError
+
+    path = Path(data_dir) / f"{split}.h5"
+    if not path.is_file():
+        raise InputError(f"no split '{split}' in {data_dir} ({path} is missing)")
+    return path
+
+
 def load_split(path: Path) -> SplitArrays:
     """Load a ``streamcount prepare`` HDF5 split into memory."""
     from training.store import read_split, split_info
