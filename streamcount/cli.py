@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "export": "exports.cli",
     "count": "streamcount.commands.count",
     "run": "streamcount.commands.run",
+    "fleet": "streamcount.commands.fleet",
     "zones": "streamcount.commands.zones",
     "bench": "streamcount.commands.bench",
     "info": "streamcount.commands.info",

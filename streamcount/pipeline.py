@@ -195,6 +195,29 @@ class Channel:
         return self.closed and not self.items
 
 
+def measure(zones: ZoneSet, density: np.ndarray, count: float
+            ) -> tuple[float, dict[str, float], np.ndarray]:
+    """Apply the ROI and integrate each zone: ``(count, zone counts, density)``.
+
+    Stateless, so it can run wherever the density map is (the fleet runs it next to the engine
+    and ships only the numbers).
+
+    Example:
+        >>> sq = [[0, 0], [2, 0], [2, 2], [0, 2]]
+        >>> zs = ZoneSet.from_dict({"zones": [{"name": "a", "polygon": sq}]})
+        >>> c, zc, _ = measure(zs, np.ones((4, 4), np.float32), 16.0)
+        >>> c, zc
+        (16.0, {'a': 9.0})
+    """
+    if zones.roi is not None:
+        density = zones.apply_roi(density)
+        count = float(density.sum(dtype=np.float64))
+    return count, zones.counts(density), density
+
+
+_NO_DENSITY = np.zeros((0, 0), np.float32)
+
+
 class Analyzer:
     """Per-source counting logic after the engine: ROI, zones, smoothing, alerts."""
 
@@ -206,13 +229,16 @@ class Analyzer:
 
     def __call__(self, frame: Frame, density: np.ndarray, count: float,
                  latency_ms: float) -> Result:
-        """Build the frame's :class:`Result`."""
-        if self.zones.roi is not None:
-            density = self.zones.apply_roi(density)
-            count = float(density.sum(dtype=np.float64))
-        zc = self.zones.counts(density)
-        zs = {z: self.per_zone[z].update(v) for z, v in zc.items()}
-        res = Result(frame, count, density, latency_ms, self.total.update(count), zc, zs)
+        """Build the frame's :class:`Result` from its density map."""
+        count, zc, density = measure(self.zones, density, count)
+        return self.update(frame, count, zc, latency_ms, density)
+
+    def update(self, frame: Frame, count: float, zone_counts: dict[str, float],
+               latency_ms: float, density: np.ndarray | None = None) -> Result:
+        """Smooth and check alerts for counts already measured (ROI applied)."""
+        zs = {z: self.per_zone[z].update(v) for z, v in zone_counts.items() if z in self.per_zone}
+        res = Result(frame, count, _NO_DENSITY if density is None else density, latency_ms,
+                     self.total.update(count), zone_counts, zs)
         res.alerts = self.monitor.update(zs, frame.stream_time, frame.wall_time)
         return res
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_runtime_never_imports_torch() -> None:
         "import streamcount.engine, streamcount.pipeline, streamcount.sources, "
         "streamcount.dashboard, streamcount.overlay, streamcount.cli\n"
         "streamcount.cli.build_parser()\n"
-        "bad = [m for m in ('torch', 'h5py', 'scipy', 'onnx') if m in sys.modules]\n"
+        "bad = [m for m in ('torch', 'h5py', 'scipy', 'onnx', 'ray') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -69,6 +70,24 @@ def test_bad_input_is_one_line(argv, code, needle, capsys) -> None:
     assert rc == code or (rc != 0 and code == 2 and rc in (2, 4))
     assert needle in err and "Traceback" not in err
     assert len([ln for ln in err.strip().splitlines() if ln.startswith("error:")]) == 1
+
+
+def test_fleet_without_ray_names_the_extra(tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_text("sources: [a.mp4]\n")
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from streamcount.cli import main\n"
+            f"raise SystemExit(main(['fleet', {str(tmp_path / 'f.yaml')!r}]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=REPO)
+    assert out.returncode == 3 and "streamcount[cluster]" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_fleet_bad_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "f.yaml").write_text("sources: [{source: a.mp4, mode: turbo}]\n")
+    assert main(["fleet", str(tmp_path / "f.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "mode must be live or file" in err and "Traceback" not in err
 
 
 def test_debug_shows_the_traceback() -> None:

@@ -74,18 +74,25 @@ class TextFileSink(Sink):
     Attributes:
         kind: What the file is, for error messages (``"CSV"``).
         rows: Lines written so far.
+        append: Add to an existing file instead of replacing it (resuming a run).
     """
 
     kind = "text"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)
+        self.append = append
         self.fh = None
         self.rows = 0
 
     def open(self) -> None:
-        """Create the file (one :class:`OutputError` line when it cannot be written)."""
-        self.fh = open_text(self.path, self.kind)
+        """Create (or append to) the file; one :class:`OutputError` line when it cannot."""
+        self.fh = open_text(self.path, self.kind, self.append)
+
+    @property
+    def fresh(self) -> bool:
+        """True when the open file was empty (a header is due)."""
+        return self.fh is not None and self.fh.tell() == 0
 
     def close(self) -> None:
         """Close the file; safe to call twice."""
@@ -94,11 +101,12 @@ class TextFileSink(Sink):
             self.fh = None
 
 
-def open_text(path: Path, what: str):
-    """Open ``path`` for writing text (line-buffered), or raise one :class:`OutputError` line."""
+def open_text(path: Path, what: str, append: bool = False):
+    """Open ``path`` for writing (or appending) text, line-buffered, or raise one
+    :class:`OutputError` line."""
     check_writable(path, what)
     try:
-        return path.open("w", encoding="utf-8", newline="", buffering=1)
+        return path.open("a" if append else "w", encoding="utf-8", newline="", buffering=1)
     except OSError as exc:
         raise OutputError(f"cannot write {what} {path}: {exc.strerror}") from None
 

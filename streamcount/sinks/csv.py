@@ -31,12 +31,14 @@ class CsvSink(TextFileSink):
     Args:
         path: Output file.
         zones: Zone names (one raw and one smoothed column each).
+        append: Add rows to an existing file (its header is kept).
     """
 
     kind = "CSV"
 
-    def __init__(self, path: str | Path, zones: list[str] | None = None) -> None:
-        super().__init__(path)
+    def __init__(self, path: str | Path, zones: list[str] | None = None,
+                 append: bool = False) -> None:
+        super().__init__(path, append)
         self.columns = list(BASE_COLUMNS)
         for z in zones or []:
             self.columns += [f"zone:{z}", f"zone:{z}:smoothed"]
@@ -45,7 +47,8 @@ class CsvSink(TextFileSink):
         """Create the file and write the header."""
         super().open()
         self.writer = csv.DictWriter(self.fh, self.columns, extrasaction="ignore")
-        self.writer.writeheader()
+        if self.fresh:
+            self.writer.writeheader()
         self.fh.flush()
 
     def write(self, result: Result) -> None:

@@ -1,0 +1,144 @@
+"""``streamcount fleet FLEET.yaml``: many cameras over the nodes of a Ray cluster.
+
+Needs the cluster extra (``pip install "streamcount[cluster]"``); ``run`` never imports Ray.
+
+Example:
+    streamcount fleet fleet.yaml                        # a local Ray instance on this machine
+    streamcount fleet fleet.yaml --address auto         # the cluster this node belongs to
+    streamcount fleet fleet.yaml --resume               # continue after the rows already written
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from streamcount.errors import EXIT_INTERRUPTED, OutputError, SourceError
+
+HELP = "count a fleet of cameras on a Ray cluster (needs the cluster extra)"
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``streamcount fleet``."""
+    p.add_argument("fleet", type=Path, metavar="FLEET.yaml",
+                   help="fleet file: sources (with zones and settings), sinks, cluster settings "
+                        "(see docs/deployment.md)")
+    p.add_argument("--address", help="Ray address (auto, host:6379, ray://host:10001); default: "
+                                     "the file's 'address', else a local instance")
+    p.add_argument("--num-cpus", type=int, help="CPUs of a local instance (default: all)")
+    p.add_argument("--output", type=Path, help="folder for per-source CSV/JSONL (overrides file)")
+    p.add_argument("--resume", action="store_true",
+                   help="append to existing per-source files; file sources continue after "
+                        "their last written frame")
+    p.add_argument("--summary-json", type=Path, help="write per-source and per-node figures")
+    p.add_argument("--no-dashboard", action="store_true", help="no live terminal dashboard")
+    p.add_argument("-q", "--quiet", action="store_true", help="no dashboard and no summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the fleet; returns the exit code."""
+    from streamcount.errors import require
+    from streamcount.fleet.config import FleetConfig
+
+    cfg = FleetConfig.load(args.fleet)
+    if args.address:
+        cfg.address = args.address
+    if args.num_cpus:
+        cfg.num_cpus = args.num_cpus
+    if args.output:
+        cfg.output = args.output
+    if args.summary_json is not None:
+        from streamcount.sinks import check_writable
+
+        check_writable(args.summary_json, "summary")
+    require("ray", "cluster")
+    from streamcount.fleet.runner import FleetRunner
+
+    runner = FleetRunner(cfg, resume=args.resume)
+    interrupted = threading.Event()
+    restore = _install_signals(runner, interrupted)
+    live = None
+    use_dash = not args.no_dashboard and not args.quiet and sys.stdout.isatty()
+
+    def on_step(r: FleetRunner) -> None:
+        nonlocal live
+        if use_dash and live is None:
+            from rich.live import Live
+
+            from streamcount.fleet.dashboard import FleetDashboard
+
+            dash = FleetDashboard(r.stats_map(), r.engines, model=cfg.model)
+            live = Live(dash, refresh_per_second=4, redirect_stderr=True)
+            live.start()
+
+    try:
+        runner.run(on_step)
+    finally:
+        if live is not None:
+            live.refresh()
+            live.stop()
+        restore()
+    summary = runner.summary()
+    if not args.quiet:
+        _print_summary(summary)
+    if args.summary_json is not None:
+        try:
+            args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write {args.summary_json}: {exc.strerror}") from None
+    if interrupted.is_set():
+        return EXIT_INTERRUPTED
+    failed = [n for n, s in summary["sources"].items() if s["error"]]
+    if failed and len(failed) == len(summary["sources"]):
+        raise SourceError(f"every source failed; last: {failed[-1]}: "
+                          f"{summary['sources'][failed[-1]]['error']}")
+    return 0
+
+
+def _install_signals(runner: object, interrupted: threading.Event):
+    """First SIGINT/SIGTERM: stop requesting frames, write what is in flight; second: stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: object) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        logger.warning("%s: writing the frames in flight, then stopping",
+                       signal.Signals(signum).name)
+        interrupted.set()
+        runner.stop()  # type: ignore[attr-defined]
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="fleet summary", title_justify="left")
+    for col in ("source", "host", "frames", "last frame", "skipped", "restarts", "mean count",
+                "state"):
+        t.add_column(col, justify="left" if col in ("source", "host", "state") else "right")
+    for name, s in summary["sources"].items():
+        t.add_row(name, s["host"], str(s["frames"]), str(s["last_frame"]), str(s["skipped"]),
+                  str(s["restarts"]), f"{s['mean_count']:.2f}", s["error"] or s["state"])
+    con = Console()
+    con.print(t)
+    for n in summary["nodes"]:
+        con.print(f"node {n['host']}: {n['provider']}, {n['frames']} frames in {n['calls']} "
+                  f"engine calls (mean batch {n['mean_batch'] or 0:.1f}, "
+                  f"{n['engine_ms'] or 0:.1f} ms a call)")
+    con.print(f"{summary['frames']} frames in {summary['seconds']:.1f} s "
+              f"({summary['fps']:.1f} fps, all sources)")
