@@ -136,3 +136,18 @@ def test_zones_are_counted_next_to_the_engine(local_ray: None, clips: dict[str, 
     left = [float(r["zone:left"]) for r in rows]
     total = [float(r["count"]) for r in rows]
     assert all(0 < a < b for a, b in zip(left, total, strict=True))
+
+
+def test_example_fleet_file(local_ray: None, tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    cfg = FleetConfig.load(REPO / "examples" / "fleet.yaml")
+    cfg.output = tmp_path
+    for s in cfg.sources:
+        s.max_frames = 12
+    runner = FleetRunner(cfg)
+    runner.run()
+    rows = {s.name: _frames(tmp_path / f"{s.file_stem}.csv") for s in cfg.sources}
+    assert rows == {"pets-zones": list(range(12)), "pets-every-2nd": list(range(0, 24, 2))}
+    with (tmp_path / "pets-zones.csv").open() as fh:
+        assert {"zone:path", "zone:lawn"} <= set(next(csv.reader(fh)))
