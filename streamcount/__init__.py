@@ -20,6 +20,9 @@ __version__ = "0.1.0"
 # OpenCV's own warnings (e.g. "backend is generally available but can't be used to capture by
 # name") would print stream URLs and duplicate our one-line errors; users can still override.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# FFmpeg's own messages may print stream URLs and decoder noise; read when OpenCV first
+# initialises FFmpeg, so set before anything imports cv2.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 if TYPE_CHECKING:  # pragma: no cover
     from streamcount.engine import Counter, CountResult

@@ -1,5 +1,12 @@
 """``python -m streamcount``."""
 
-from streamcount.cli import main
+import sys
 
-raise SystemExit(main())
+try:
+    from streamcount.cli import main
+
+    code = main()
+except KeyboardInterrupt:  # Ctrl-C before main() or while the interpreter winds down
+    print("interrupted", file=sys.stderr)
+    code = 130
+raise SystemExit(code)

@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from training.trainer import Trainer
 
     cfg = config_from_args(args)
+    from training.models import available
+
+    if cfg.arch not in available():
+        raise InputError(f"unknown architecture '{cfg.arch}' (--arch): choose one of "
+                         f"{', '.join(available())}")
     if not (Path(cfg.data) / "train.h5").is_file():
         raise InputError(
             f"{cfg.data} has no train.h5: make it with "

@@ -55,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
     for name in zones.names:
         table.add_column(name, justify="right")
     total, n_ok, n_bad = 0.0, 0, 0
+    first_bad = ""
     for path, img in iter_images(paths):
         if isinstance(img, InputError):
             n_bad += 1
+            first_bad = first_bad or img.message
             if args.json:
                 print(json.dumps({"path": str(path), "error": img.message}), flush=True)
             else:
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         Console().print(f"[bold]{n_ok}[/] images, total count [bold]{total:.1f}[/]"
                         + (f", {n_bad} unreadable" if n_bad else ""))
     if n_ok == 0:
-        print("error: none of the images could be read", file=sys.stderr)
+        print(f"error: none of the {n_bad} image(s) could be read; first: {first_bad}",
+              file=sys.stderr)
         return InputError.exit_code
     return 0

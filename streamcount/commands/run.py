@@ -66,6 +66,7 @@ class RunConfig:
     quiet: bool = False
     reconnect_max: int = 10
     reconnect_backoff: float = 0.5
+    timeout: float = 10.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunConfig:
@@ -87,6 +88,8 @@ class RunConfig:
             raise InputError(f"--max-frames must be >= 1, got {self.max_frames}")
         if self.reconnect_max < 0:
             raise InputError("--reconnect-max must be >= 0")
+        if self.timeout <= 0:
+            raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
         if self.aggregate and not self.aggregate_out:
             raise InputError("--aggregate needs --aggregate-out FILE.csv for its rows")
         if self.aggregate_out and not self.aggregate:
@@ -115,6 +118,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="reconnect attempts in a row before a live source is given up")
     g.add_argument("--reconnect-backoff", type=float, default=0.5, metavar="S",
                    help="first reconnect delay in seconds (doubles each attempt, max 30 s)")
+    g.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="give up opening or reading a network stream after S seconds without "
+                        "data (then reconnect)")
     g = p.add_argument_group("counting")
     g.add_argument("--zones", type=Path,
                    help="zone file (JSON/YAML; `streamcount zones` makes one)")
@@ -189,7 +195,8 @@ def run_config(cfg: RunConfig) -> int:
                              "video file, folder, webcam index or URL")
         specs = [str(clip)]
     opts = SourceOptions(mode=cfg.mode, stride=cfg.stride, reconnect_max=cfg.reconnect_max,
-                         backoff_base=cfg.reconnect_backoff, fps=cfg.fps)
+                         backoff_base=cfg.reconnect_backoff, fps=cfg.fps,
+                         open_timeout_s=cfg.timeout)
     sources = []
     try:
         for spec in specs:

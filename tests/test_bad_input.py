@@ -1,0 +1,199 @@
+"""The bad-input suite: every failure a user can cause is one line and a non-zero exit.
+
+Each case runs the real CLI (``main(argv)``) on a broken file, value or path made by the
+``bad`` fixture, and checks the exit code, that stderr names the problem in one ``error:``
+line, and that no traceback leaks. Cases span prepare, train, evaluate, calibrate, export,
+count, run, zones and fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from streamcount.cli import main
+from tests.conftest import make_tiny_model
+from tests.runtime.helpers import write_video
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    """Broken inputs of every kind, made once."""
+    d = tmp_path_factory.mktemp("bad")
+    f: dict[str, Path | str] = {"dir": d}
+    good = write_video(d / "good.mp4", n=20)
+    f["good_video"] = good
+    f["model"] = make_tiny_model(d / "tiny.onnx")
+    (d / "empty.mp4").write_bytes(b"")
+    f["empty_video"] = d / "empty.mp4"
+    (d / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(20000))
+    f["garbage_video"] = d / "garbage.mp4"
+    (d / "truncated.mp4").write_bytes(good.read_bytes()[:600])
+    f["truncated_video"] = d / "truncated.mp4"
+    (d / "text.avi").write_text("this is not a video\n")
+    f["text_video"] = d / "text.avi"
+    w = cv2.VideoWriter(str(d / "noframes.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    w.release()  # a container with no frames
+    f["noframes_video"] = d / "noframes.avi"
+    (d / "empty.png").write_bytes(b"")
+    f["empty_image"] = d / "empty.png"
+    png = cv2.imencode(".png", np.full((40, 40, 3), 90, np.uint8))[1].tobytes()
+    (d / "truncated.png").write_bytes(png[: len(png) // 3])
+    f["truncated_image"] = d / "truncated.png"
+    (d / "text.jpg").write_text("hello")
+    f["text_image"] = d / "text.jpg"
+    (d / "empty_dir").mkdir()
+    f["empty_dir"] = d / "empty_dir"
+    (d / "notonnx.onnx").write_text("not a model")
+    f["notonnx"] = d / "notonnx.onnx"
+    (d / "truncated.onnx").write_bytes(Path(f["model"]).read_bytes()[:40])
+    f["truncated_onnx"] = d / "truncated.onnx"
+    (d / "garbage.pt").write_bytes(b"\x80\x04garbage")
+    f["garbage_pt"] = d / "garbage.pt"
+    (d / "empty.pt").write_bytes(b"")
+    f["empty_pt"] = d / "empty.pt"
+    (d / "bad.json").write_text("{ not json")
+    f["zones_malformed"] = d / "bad.json"
+    (d / "empty_zones.json").write_text("")
+    f["zones_empty"] = d / "empty_zones.json"
+    bowtie = [[0, 0], [40, 40], [40, 0], [0, 40]]
+    (d / "bowtie.json").write_text(json.dumps({"zones": [{"name": "x", "polygon": bowtie}]}))
+    f["zones_selfintersect"] = d / "bowtie.json"
+    far = [[1000, 1000], [2000, 1000], [2000, 2000], [1000, 2000]]
+    (d / "outside.json").write_text(json.dumps({"frame_size": [64, 48],
+                                                "zones": [{"name": "x", "polygon": far}]}))
+    f["zones_outside"] = d / "outside.json"
+    (d / "nopoly.json").write_text(json.dumps({"zones": [{"name": "x"}]}))
+    f["zones_nopolygon"] = d / "nopoly.json"
+    (d / "train.h5").write_text("not hdf5")
+    (d / "bad_h5").mkdir()
+    (d / "bad_h5" / "train.h5").write_text("not hdf5")
+    (d / "bad_h5" / "val.h5").write_text("not hdf5")
+    f["bad_h5"] = d / "bad_h5"
+    (d / "bad.toml").write_text("epochs = [unclosed\n")
+    f["bad_recipe"] = d / "bad.toml"
+    (d / "points.csv").write_text("x,y\n1,2\n")
+    f["url"] = f"http://user:hunter2@127.0.0.1:{_closed_port()}/stream.mjpg"
+    return f
+
+
+def P(key: str):
+    return lambda f: str(f[key])
+
+
+def J(key: str, name: str):
+    return lambda f: str(Path(f[key]) / name)
+
+
+M = P("model")
+V = P("good_video")
+
+# (id, argv (callables get the fixture), allowed exit codes, needle in the error line)
+CASES = [
+    # count: images and models
+    ("count-missing-file", ["count", J("dir", "nope.png"), "--model", M], {2}, "nope.png"),
+    ("count-empty-image", ["count", P("empty_image"), "--model", M], {2, 6}, "empty.png"),
+    ("count-truncated-image", ["count", P("truncated_image"), "--model", M], {2, 6},
+     "truncated.png"),
+    ("count-text-as-image", ["count", P("text_image"), "--model", M], {2, 6}, "text.jpg"),
+    ("count-empty-folder", ["count", P("empty_dir"), "--model", M], {2}, "empty_dir"),
+    ("count-not-onnx", ["count", V, "--model", P("notonnx")], {2, 4}, "notonnx.onnx"),
+    ("count-truncated-onnx", ["count", V, "--model", P("truncated_onnx")], {2, 4},
+     "truncated.onnx"),
+    ("count-unknown-model", ["count", V, "--model", "nosuchmodel"], {2, 4}, "nosuchmodel"),
+    ("count-device-cuda", ["count", V, "--model", M, "--device", "cuda"], {5}, "cuda"),
+    # run: videos, URLs, zones, outputs, values
+    ("run-missing-video", ["run", J("dir", "nope.mp4"), "--model", M, "--no-dashboard"], {2, 6},
+     "nope.mp4"),
+    ("run-empty-video", ["run", P("empty_video"), "--model", M, "--no-dashboard"], {2, 6},
+     "empty.mp4"),
+    ("run-garbage-video", ["run", P("garbage_video"), "--model", M, "--no-dashboard"], {2, 6},
+     "garbage.mp4"),
+    ("run-truncated-video", ["run", P("truncated_video"), "--model", M, "--no-dashboard"],
+     {2, 6}, "truncated.mp4"),
+    ("run-text-video", ["run", P("text_video"), "--model", M, "--no-dashboard"], {2, 6},
+     "text.avi"),
+    ("run-no-decodable-frame", ["run", P("noframes_video"), "--model", M, "--no-dashboard"],
+     {2, 6}, "noframes.avi"),
+    ("run-unreachable-url", ["run", P("url"), "--model", M, "--no-dashboard",
+                             "--reconnect-max", "0"], {6}, "127.0.0.1"),
+    ("run-zones-malformed", ["run", V, "--model", M, "--zones", P("zones_malformed")], {2},
+     "bad.json"),
+    ("run-zones-empty", ["run", V, "--model", M, "--zones", P("zones_empty")], {2}, "empty"),
+    ("run-zones-self-intersecting", ["run", V, "--model", M, "--zones",
+                                     P("zones_selfintersect")], {2}, "intersect"),
+    ("run-zones-outside-frame", ["run", V, "--model", M, "--zones", P("zones_outside")], {2},
+     "outside"),
+    ("run-zones-no-polygon", ["run", V, "--model", M, "--zones", P("zones_nopolygon")], {2},
+     "polygon"),
+    ("run-csv-missing-folder", ["run", V, "--model", M, "--csv", J("dir", "no/such/c.csv")],
+     {7}, "does not exist"),
+    ("run-video-is-folder", ["run", V, "--model", M, "--video", P("empty_dir")], {7}, "folder"),
+    ("run-bad-batch", ["run", V, "--model", M, "--batch", "0"], {2}, "--batch"),
+    ("run-bad-smoothing", ["run", V, "--model", M, "--smooth", "wobble:3"], {2}, "wobble"),
+    # prepare
+    ("prepare-missing-root", ["prepare", "cells", "--root", J("dir", "nope"), "--out",
+                              J("dir", "out1")], {2}, "nope"),
+    ("prepare-empty-root", ["prepare", "cells", "--root", P("empty_dir"), "--out",
+                            J("dir", "out2")], {2}, "empty_dir"),
+    ("prepare-points-bad-csv", ["prepare", "points", "--root", P("dir"), "--out",
+                                J("dir", "out3")], {2}, ""),
+    # train
+    ("train-missing-data", ["train", "--data", J("dir", "nodata"), "--out", J("dir", "r1"),
+                            "--epochs", "1"], {2}, "nodata"),
+    ("train-not-hdf5", ["train", "--data", P("bad_h5"), "--out", J("dir", "r2"), "--epochs",
+                        "1"], {2}, "train.h5"),
+    ("train-bad-recipe", ["train", "--recipe", P("bad_recipe")], {2}, "bad.toml"),
+    ("train-unknown-arch", ["train", "--data", P("bad_h5"), "--arch", "resnet9000", "--epochs",
+                            "1"], {2}, "resnet9000"),
+    # evaluate, calibrate, export: checkpoints
+    ("evaluate-missing-ckpt", ["evaluate", J("dir", "nope.pt"), "--data", P("bad_h5")], {2, 4},
+     "nope.pt"),
+    ("evaluate-garbage-ckpt", ["evaluate", P("garbage_pt"), "--data", P("bad_h5")], {2, 4},
+     "garbage.pt"),
+    ("calibrate-empty-ckpt", ["calibrate", P("empty_pt"), "--data", P("bad_h5")], {2, 4},
+     "empty.pt"),
+    ("export-garbage-ckpt", ["export", P("garbage_pt"), "--out", J("dir", "m.onnx")], {2, 4},
+     "garbage.pt"),
+    ("export-missing-ckpt", ["export", J("dir", "nope.pt"), "--out", J("dir", "m.onnx")], {2, 4},
+     "nope.pt"),
+    # zones and fleet
+    ("zones-missing-source", ["zones", J("dir", "nope.mp4"), "--out", J("dir", "z.json")],
+     {2, 6}, "nope.mp4"),
+    ("fleet-missing-file", ["fleet", J("dir", "nope.yaml")], {2}, "nope.yaml"),
+]
+
+
+@pytest.mark.parametrize("argv, codes, needle", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line(bad: dict, argv: list, codes: set[int], needle: str,
+                               capsys: pytest.CaptureFixture) -> None:
+    args = [a(bad) if callable(a) else a for a in argv]
+    if args[0] in ("train", "evaluate", "calibrate", "export"):
+        pytest.importorskip("torch")
+    rc = main(args)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    assert rc in codes, (rc, err)
+    assert len(lines) == 1, err
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert "hunter2" not in err
+
+
+def test_the_suite_is_big_enough() -> None:
+    assert len(CASES) >= 30
+    assert {c[1][0] for c in CASES} >= {"prepare", "train", "evaluate", "export", "count", "run"}
