@@ -90,6 +90,34 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     return f
 
 
+@pytest.fixture(scope="module")
+def mismatched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint whose config claims another width than its weights (needs torch)."""
+    torch = pytest.importorskip("torch")
+    from training.models import build_model
+
+    model = build_model("unet", in_channels=3, filters=4, n_convs=2)
+    cfg = {"model": {"architecture": "unet", "in_channels": 3, "filters": 8, "n_convs": 2},
+           "name": "x", "color_order": "RGB", "mean": [0.0] * 3, "std": [1.0] * 3,
+           "density_scale": 100.0, "size_multiple": 8, "input_scale": 1.0}
+    path = tmp_path_factory.mktemp("ckpt") / "mismatched.pt"
+    torch.save({"model": model.state_dict(), "config": cfg, "epoch": 0}, path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["export", "calibrate"])
+def test_checkpoint_not_matching_its_architecture(mismatched: Path, blob_dataset: Path,
+                                                  bad: dict, command: str,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    argv = [command, str(mismatched)] + (["--out", str(Path(bad["dir"]) / "m.onnx")]
+                                         if command == "export" else ["--data", str(blob_dataset)])
+    rc = main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    assert rc == 4 and len(lines) == 1 and "Traceback" not in err
+    assert "mismatched.pt" in lines[0] and "do not match architecture" in lines[0]
+
+
 def P(key: str):
     return lambda f: str(f[key])
 
@@ -195,5 +223,5 @@ def test_bad_input_is_one_line(bad: dict, argv: list, codes: set[int], needle: s
 
 
 def test_the_suite_is_big_enough() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) >= 30  # plus the two mismatched-checkpoint cases above
     assert {c[1][0] for c in CASES} >= {"prepare", "train", "evaluate", "export", "count", "run"}
