@@ -104,6 +104,37 @@ class SourceStats:
             lat = list(self.latencies)
         return float(np.percentile(lat, q)) if lat else 0.0
 
+    def tick(self, res: Result, now: float) -> None:
+        """Before the sinks: note the frame's count and latency, set ``res.fps``."""
+        with self.lock:
+            self.history.append(res.count)
+            self.latencies.append(res.latency_ms)
+            t = self.times
+            t.append(now)
+            res.fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def track_alerts(self, events: Sequence[AlertEvent]) -> None:
+        """Log alert events and keep the active ones (for the dashboard)."""
+        for ev in events:
+            (logger.warning if ev.event == "start" else logger.info)("%s", ev.describe())
+            key = (ev.zone, ev.rule, ev.threshold)
+            if ev.event == "start":
+                self.active_alerts[key] = ev
+            else:
+                self.active_alerts.pop(key, None)
+            self.recent_events.append(ev)
+
+    def written(self, res: Result) -> None:
+        """After the sinks: the frame counts as processed."""
+        with self.lock:
+            self.processed += 1
+            self.last_index = res.index
+            self.count, self.smoothed = res.count, res.smoothed
+            self.zones, self.zones_smoothed = res.zones, res.zones_smoothed
+            self.count_sum += res.count
+            self.count_max = max(self.count_max, res.count) if self.processed > 1 else res.count
+            self.fps = res.fps
+
     @property
     def mean_count(self) -> float:
         """Mean raw count over processed frames."""
@@ -241,6 +272,16 @@ class Analyzer:
                      self.total.update(count), zone_counts, zs)
         res.alerts = self.monitor.update(zs, frame.stream_time, frame.wall_time)
         return res
+
+
+def write_all(sinks: Sequence[Sink], res: Result) -> None:
+    """Hand ``res`` to every sink; a failing write becomes one :class:`OutputError` line."""
+    for sink in sinks:
+        try:
+            sink.write(res)
+        except OSError as exc:  # full disk, removed folder, closed pipe
+            where = getattr(sink, "path", type(sink).__name__)
+            raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from exc
 
 
 _END = object()
@@ -474,44 +515,20 @@ class Pipeline:
         if limit and st.processed >= limit:
             return
         res = self.analyzers[name](frame, cr.density, cr.count, cr.latency_ms)  # type: ignore[attr-defined]
-        now = time.monotonic()
-        with st.lock:
-            st.history.append(res.count)
-            st.latencies.append(res.latency_ms)
-            times = st.times
-            times.append(now)
-            res.fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
-                times[-1] > times[0] else 0.0
+        st.tick(res, time.monotonic())
         if self.needs_overlay:
             res.annotated = self.overlays[name].draw(
                 frame.image, res.density, res.count, zones=self.zones, zone_counts=res.zones,
                 fps=res.fps, label=name, smoothed=res.smoothed)
             if self.cfg.keep_view:
                 self.views[name] = res.annotated.copy()
-        for sink in self.sinks:
-            try:
-                sink.write(res)
-            except OSError as exc:  # full disk, removed folder, closed pipe
-                where = getattr(sink, "path", type(sink).__name__)
-                raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from exc
-        for ev in res.alerts:
-            (logger.warning if ev.event == "start" else logger.info)("%s", ev.describe())
-            key = (ev.zone, ev.rule, ev.threshold)
-            if ev.event == "start":
-                st.active_alerts[key] = ev
-            else:
-                st.active_alerts.pop(key, None)
-            st.recent_events.append(ev)
-            if self.on_alert is not None:
+        write_all(self.sinks, res)
+        st.track_alerts(res.alerts)
+        if self.on_alert is not None:
+            for ev in res.alerts:
                 self.on_alert(ev)
+        st.written(res)
         with st.lock:
-            st.processed += 1
-            st.last_index = frame.index
-            st.count, st.smoothed = res.count, res.smoothed
-            st.zones, st.zones_smoothed = res.zones, res.zones_smoothed
-            st.count_sum += res.count
-            st.count_max = max(st.count_max, res.count) if st.processed > 1 else res.count
-            st.fps = res.fps
             st.skipped += self.channels[name].take_dropped()
         if limit and st.processed >= limit:
             self.source_stop[name].set()

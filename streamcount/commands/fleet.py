@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -103,24 +102,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _install_signals(runner: object, interrupted: threading.Event):
     """First SIGINT/SIGTERM: stop requesting frames, write what is in flight; second: stop."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+    from streamcount.commands.signals import install_stop_signals
 
-    def handler(signum: int, _frame: object) -> None:
-        if interrupted.is_set():
-            raise KeyboardInterrupt
-        logger.warning("%s: writing the frames in flight, then stopping",
-                       signal.Signals(signum).name)
-        interrupted.set()
-        runner.stop()  # type: ignore[attr-defined]
+    def now() -> None:
+        raise KeyboardInterrupt
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return restore
+    return install_stop_signals(interrupted, runner.stop, now,  # type: ignore[attr-defined]
+                                "writing the frames in flight, then stopping")
 
 
 def _print_summary(summary: dict) -> None:

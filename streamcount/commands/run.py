@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from contextlib import ExitStack
@@ -329,26 +328,10 @@ def _alert_handler(cfg: RunConfig, stack: ExitStack):
 
 def _install_signals(pipe: object, interrupted: threading.Event):
     """First SIGINT/SIGTERM: drain and close; second: drop what is queued."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+    from streamcount.commands.signals import install_stop_signals
 
-    def handler(signum: int, _frame: object) -> None:
-        if interrupted.is_set():
-            logger.warning("second interrupt: dropping queued frames")
-            pipe.abort()  # type: ignore[attr-defined]
-        else:
-            logger.warning("%s: finishing queued frames and closing outputs",
-                           signal.Signals(signum).name)
-            interrupted.set()
-            pipe.stop()  # type: ignore[attr-defined]
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return restore
+    return install_stop_signals(interrupted, pipe.stop, pipe.abort,  # type: ignore[attr-defined]
+                                "finishing queued frames and closing outputs")
 
 
 def _main_loop(pipe: object, cfg: RunConfig, counter: object, show: bool) -> None:

@@ -33,7 +33,7 @@ from streamcount.errors import InputError, SourceError, StreamcountError, requir
 from streamcount.fleet.config import FleetConfig, FleetSource
 from streamcount.fleet.ledger import Ledger, recover
 from streamcount.frames import Frame
-from streamcount.pipeline import Analyzer, SourceStats
+from streamcount.pipeline import Analyzer, SourceStats, write_all
 from streamcount.sinks import Sink
 from streamcount.smoothing import parse_smoothing
 from streamcount.sources import SourceOptions
@@ -351,31 +351,14 @@ class FleetRunner:
                 continue  # already written before a restart: at most once
             frame = Frame(name, idx, stime, wtime, _NO_IMAGE)
             res = lane.analyzer.update(frame, count, zc, ms)
-            now = time.monotonic()
-            with st.lock:
-                st.times.append(now)
-                t = st.times
-                res.fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
-            for sink in lane.sinks + self.shared_sinks:
-                try:
-                    sink.write(res)
-                except OSError as exc:
-                    from streamcount.errors import OutputError
-
-                    raise OutputError(f"cannot write {getattr(sink, 'path', sink)}: "
-                                      f"{exc.strerror or exc}") from exc
+            st.tick(res, time.monotonic())
+            write_all(lane.sinks + self.shared_sinks, res)
             self.ledger.commit(name, idx)
-            self._alerts(lane, res)
-            with st.lock:
-                st.processed += 1
-                st.last_index = idx
-                st.count, st.smoothed = res.count, res.smoothed
-                st.zones, st.zones_smoothed = res.zones, res.zones_smoothed
-                st.count_sum += res.count
-                st.count_max = max(st.count_max, res.count) if st.processed > 1 else res.count
-                st.fps = res.fps
-                st.history.append(res.count)
-                st.latencies.append(ms)
+            st.track_alerts(res.alerts)
+            if self.events is not None:
+                for ev in res.alerts:
+                    self.events.write(ev)
+            st.written(res)
         if out.get("ended") and not lane.ended:
             lane.ended = True
             err = out.get("error")
@@ -386,19 +369,6 @@ class FleetRunner:
             else:
                 st.state = "ended"
             st.finished = time.monotonic()
-
-    def _alerts(self, lane: Lane, res: Any) -> None:
-        st = lane.stats
-        for ev in res.alerts:
-            (logger.warning if ev.event == "start" else logger.info)("%s", ev.describe())
-            key = (ev.zone, ev.rule, ev.threshold)
-            if ev.event == "start":
-                st.active_alerts[key] = ev
-            else:
-                st.active_alerts.pop(key, None)
-            st.recent_events.append(ev)
-            if self.events is not None:
-                self.events.write(ev)
 
     def _recover(self, lane: Lane, exc: BaseException) -> None:
         """An actor serving ``lane`` died or failed: drop its requests, reopen at the ledger."""
