@@ -31,6 +31,9 @@ class TrainConfig:
         optimizer: ``adamw`` or ``sgd``.
         schedule: ``onecycle``, ``cosine`` or ``constant``.
         density_scale: Network target is density times this (count = sum / scale).
+        count_loss: Weight of a count term added to the pixel loss: the squared difference of
+            predicted and true counts per patch (0: pixel MSE only). It works against a
+            systematic under- or over-count.
         ema_decay: Exponential moving average of the weights; 0 disables it.
         seed: Seeds data order, augmentation and initialisation.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
@@ -56,6 +59,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     schedule: str = "onecycle"
     density_scale: float = 100.0
+    count_loss: float = 0.0
     ema_decay: float = 0.998
     seed: int = 0
     device: str = "auto"

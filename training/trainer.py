@@ -360,6 +360,9 @@ class Trainer:
             with self.autocast():
                 pred = self.net(x)
             loss = torch.nn.functional.mse_loss(pred.float(), y)
+            if cfg.count_loss:
+                err = (pred.float().sum((1, 2, 3)) - y.sum((1, 2, 3))) / cfg.density_scale
+                loss = loss + cfg.count_loss * (err * err).mean()
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
