@@ -173,6 +173,30 @@ def frames_640(n: int) -> list[np.ndarray]:
     return out
 
 
+def int8_variants(models: dict, tmp: Path, names: tuple[str, ...] = ("crowd",)) -> dict:
+    """Quantize bundled models to int8 (static QDQ, calibrated on example-clip frames).
+
+    No int8 model is shipped (it is no faster on CPUs without VNNI), so the benchmark makes one
+    to measure that claim. Needs the onnx package (train extra); skipped without it.
+    """
+    try:
+        from exports.quantize import quantize_int8
+    except ImportError:
+        return {}
+    calib = tmp / "calibration"
+    calib.mkdir(exist_ok=True)
+    for i, f in enumerate(frames_640(120)[::4]):
+        cv2.imwrite(str(calib / f"{i:03d}.jpg"), f)
+    out = {}
+    for name in names:
+        if name in models:
+            dst = tmp / f"{name}-int8.onnx"
+            report = quantize_int8(models[name], dst, calib, max_drift=1.0, limit=30)
+            print(f"{name}-int8: count drift against fp32 {report.mean_rel:.2%} mean", flush=True)
+            out[f"{name}-int8"] = dst
+    return out
+
+
 def plain_conv_peak(seconds: float, c: int = 64, h: int = 120, w: int = 160) -> dict:
     """GFLOP/s of ONNX Runtime on a stack of four plain 3x3 convolutions (c -> c, w x h).
 
@@ -352,6 +376,8 @@ def main() -> None:
     ap.add_argument("--e2e-frames", type=int, default=200)
     ap.add_argument("--e2e-model", default="crowd")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-int8", action="store_true", help="do not quantize crowd to int8 and "
+                                                            "time it")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     args = ap.parse_args()
     if args.quick:
@@ -369,7 +395,9 @@ def main() -> None:
               "plain_conv_16": plain_conv_peak(args.seconds, 16, 240, 320)}
     result["latency"] = torch_cases(frames, {k: v for k, v in models.items() if "-" not in k},
                                     args.seconds, args.quick)
-    result["latency"] += engine_cases(frames, models, args.seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        quant = {} if args.no_int8 or args.models else int8_variants(models, Path(tmp))
+        result["latency"] += engine_cases(frames, {**models, **quant}, args.seconds)
     result["e2e"] = e2e_cases(args.e2e_model, args.e2e_frames)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n")

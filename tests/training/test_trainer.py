@@ -94,6 +94,17 @@ def test_evaluate_reports_metrics_and_plot(trained, blob_dataset: Path, tmp_path
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
+def test_count_loss_term_changes_the_training(blob_dataset: Path, tmp_path: Path) -> None:
+    base = replace(_cfg(blob_dataset, tmp_path / "a", epochs=1), samples_per_epoch=16,
+                   filters=4)
+    Trainer(base, progress=False).fit()
+    Trainer(replace(base, out=str(tmp_path / "b"), count_loss=1.0), progress=False).fit()
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["raw_model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["raw_model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    assert TrainConfig.from_dict(replace(base, count_loss=0.5).to_dict()).count_loss == 0.5
+
+
 def test_recipe_round_trip(tmp_path: Path) -> None:
     cfg = TrainConfig(data="d", epochs=3, aug=AugmentConfig(vflip=True, scale_jitter=0.1))
     text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items() if k != "aug")
