@@ -37,12 +37,16 @@ def gather() -> dict[str, object]:
             "input_scale": meta.get("streamcount.input_scale", "?"),
             "metrics": json.loads(meta.get("streamcount.metrics", "{}")),
         }
-    try:
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        torch_v = torch.__version__
-    except ImportError:
-        torch_v = "not installed (needed only for prepare/train/evaluate/export)"
+    def installed(dist: str, why: str) -> str:
+        try:
+            return version(dist)  # without importing it (torch and ray are slow to import)
+        except PackageNotFoundError:
+            return f"not installed ({why})"
+
+    torch_v = installed("torch", "needed only for prepare/train/evaluate/export")
+    ray_v = installed("ray", "needed only for `streamcount fleet`: the cluster extra")
     return {
         "streamcount": __version__,
         "python": platform.python_version(),
@@ -51,6 +55,7 @@ def gather() -> dict[str, object]:
         "opencv": cv2.__version__,
         "onnxruntime": ort.__version__,
         "torch": torch_v,
+        "ray": ray_v,
         "providers_installed": ort.get_available_providers(),
         "gpu_libraries": gpu_providers_present(),
         "provider_in_use": usable_device("auto"),
