@@ -47,6 +47,8 @@ def metadata_from_config(
     label = arch["architecture"]
     if "filters" in arch:
         label += f"-{arch['filters']}"
+    if arch.get("growth", 1) != 1:
+        label += f"x{arch['growth']}"
     ds = cfg.get("dataset", {})
     root = Path(str(ds.get("root", ""))).name  # the dataset folder's name, not a local path
     data = f"{ds.get('source', '?')} ({root}) split={ds.get('split', 'train')}"

@@ -20,7 +20,8 @@ class TrainConfig:
         data: Folder with ``train.h5`` and ``val.h5`` from ``streamcount prepare``.
         out: Run folder for checkpoints (``last.pt``, ``best.pt``) and ``log.csv``.
         arch: Registered architecture (``unet``, ``fcrn_a``).
-        filters: U-Net width.
+        filters: U-Net width (of the full-resolution blocks).
+        growth: U-Net channel factor per level (1: constant width).
         n_convs: Convolutions per block.
         epochs: Passes of ``samples_per_epoch`` items.
         samples_per_epoch: Items per epoch (0: one per training image).
@@ -49,6 +50,7 @@ class TrainConfig:
     out: str = "runs/train"
     arch: str = "unet"
     filters: int = 32
+    growth: int = 1
     n_convs: int = 2
     epochs: int = 30
     samples_per_epoch: int = 0
@@ -73,7 +75,10 @@ class TrainConfig:
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the architecture (without ``in_channels``)."""
         if self.arch == "unet":
-            return {"filters": self.filters, "n_convs": self.n_convs}
+            kw: dict[str, Any] = {"filters": self.filters, "n_convs": self.n_convs}
+            if self.growth != 1:
+                kw["growth"] = self.growth
+            return kw
         return {"n_convs": self.n_convs}
 
     def to_dict(self) -> dict[str, Any]:

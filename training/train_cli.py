@@ -15,11 +15,11 @@ logger = logging.getLogger(__name__)
 
 # CLI flag -> TrainConfig attribute, for the plain (non-augmentation) settings.
 _FLAGS = {
-    "data": str, "out": str, "arch": str, "filters": int, "n_convs": int, "epochs": int,
-    "samples_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
+    "data": str, "out": str, "arch": str, "filters": int, "growth": int, "n_convs": int,
+    "epochs": int, "samples_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
     "weight_decay": float, "optimizer": str, "schedule": str, "density_scale": float,
-    "count_loss": float, "ema_decay": float, "seed": int, "device": str, "precision": str, "workers": int,
-    "threads": int, "val_every": int, "name": str,
+    "count_loss": float, "ema_decay": float, "seed": int, "device": str, "precision": str,
+    "workers": int, "threads": int, "val_every": int, "name": str,
 }  # fmt: skip
 _AUG = {"hflip": bool, "vflip": bool, "scale_jitter": float, "brightness": float,
         "contrast": float, "gray_prob": float}  # fmt: skip

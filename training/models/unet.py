@@ -1,4 +1,4 @@
-"""U-Net with a constant number of filters (after objects_counting_dmap / Falk et al.)."""
+"""U-Net (after objects_counting_dmap / Falk et al.): constant filters, or growing per level."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from training.models.blocks import PadToMultiple, conv_block
 
 
 class _UNetCore(nn.Module):
-    def __init__(self, filters: int, n_convs: int, in_channels: int) -> None:
+    def __init__(self, filters: int, n_convs: int, in_channels: int, growth: int = 1) -> None:
         super().__init__()
-        f = filters
-        self.down1 = conv_block(in_channels, f, n_convs)
-        self.down2 = conv_block(f, f, n_convs)
-        self.down3 = conv_block(f, f, n_convs)
-        self.bottom = conv_block(f, f, n_convs)
+        f1, f2, f3, f4 = (filters * growth**k for k in range(4))
+        self.down1 = conv_block(in_channels, f1, n_convs)
+        self.down2 = conv_block(f1, f2, n_convs)
+        self.down3 = conv_block(f2, f3, n_convs)
+        self.bottom = conv_block(f3, f4, n_convs)
         self.pool = nn.MaxPool2d(2)
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        self.up3 = conv_block(2 * f, f, n_convs)
-        self.up2 = conv_block(2 * f, f, n_convs)
-        self.up1 = conv_block(2 * f, f, n_convs)
-        self.head = nn.Conv2d(f, 1, 1)
+        self.up3 = conv_block(f4 + f3, f3, n_convs)
+        self.up2 = conv_block(f3 + f2, f2, n_convs)
+        self.up1 = conv_block(f2 + f1, f1, n_convs)
+        self.head = nn.Conv2d(f1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d1 = self.down1(x)
@@ -37,26 +37,33 @@ class _UNetCore(nn.Module):
 
 @register("unet")
 class UNet(PadToMultiple):
-    """U-Net: 3 down / 3 up blocks, skip concatenation, constant filters, 1-channel density.
+    """U-Net: 3 down / 3 up blocks, skip concatenation, 1-channel density.
 
     Args:
-        filters: Channels in every block (the seed design used 64).
+        filters: Channels of the full-resolution blocks (the seed design used 64 everywhere).
         n_convs: 3x3 conv + BatchNorm + ReLU layers per block.
         in_channels: 3 for colour, 1 for grey.
+        growth: Channel factor per level down (1: constant filters, the seed design; 2:
+            16-32-64-128 for ``filters=16``, more context capacity for about twice the FLOPs).
 
     Example:
         >>> net = UNet(filters=16)
         >>> net(torch.zeros(1, 3, 50, 70)).shape
         torch.Size([1, 1, 50, 70])
+        >>> UNet(filters=8, growth=2)(torch.zeros(1, 3, 32, 32)).shape
+        torch.Size([1, 1, 32, 32])
     """
 
     size_multiple = 8
 
-    def __init__(self, filters: int = 64, n_convs: int = 2, in_channels: int = 3) -> None:
-        super().__init__(_UNetCore(filters, n_convs, in_channels), self.size_multiple)
+    def __init__(self, filters: int = 64, n_convs: int = 2, in_channels: int = 3,
+                 growth: int = 1) -> None:
+        super().__init__(_UNetCore(filters, n_convs, in_channels, growth), self.size_multiple)
         self.config = {
             "architecture": "unet",
             "filters": filters,
             "n_convs": n_convs,
             "in_channels": in_channels,
         }
+        if growth != 1:  # older checkpoints have no key: constant filters
+            self.config["growth"] = growth
