@@ -10,7 +10,9 @@ from streamcount.errors import InputError  # noqa: E402
 from training.models import available, build_model  # noqa: E402
 
 
-@pytest.mark.parametrize("name,kwargs", [("unet", {"filters": 8}), ("fcrn_a", {"n_convs": 1})])
+@pytest.mark.parametrize("name,kwargs", [("unet", {"filters": 8}),
+                                         ("unet", {"filters": 4, "growth": 2}),
+                                         ("fcrn_a", {"n_convs": 1})])
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 37, 53), (1, 3, 8, 9), (1, 1, 30, 30)])
 def test_output_size_equals_input_size(name: str, kwargs: dict, shape: tuple) -> None:
     net = build_model(name, in_channels=shape[1], **kwargs).eval()
@@ -29,3 +31,10 @@ def test_fcrn_channel_plan() -> None:
     net = build_model("fcrn_a", n_convs=1)
     convs = [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs == [32, 64, 128, 512, 128, 64, 32, 1]
+
+
+def test_unet_growth_channel_plan() -> None:
+    net = build_model("unet", filters=4, n_convs=1, growth=2)
+    convs = [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [4, 8, 16, 32, 16, 8, 4, 1]
+    assert net.config["growth"] == 2 and "growth" not in build_model("unet", filters=4).config
