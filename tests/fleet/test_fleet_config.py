@@ -161,3 +161,17 @@ def test_inference_worker_batches_across_streams(tmp_path: Path) -> None:
     assert h["frames"] == 8 and h["provider"] == "cpu" and 4 <= h["mean_batch"] <= 8
     with pytest.raises(LookupError):
         eng.count("never-registered", {"frames": [(0, 0.0, 0.0, img)]})
+
+
+def test_inference_worker_serves_node_metrics_on_loopback(tmp_path: Path) -> None:
+    pytest.importorskip("prometheus_client")
+    import urllib.request
+
+    model = make_tiny_model(tmp_path / "tiny.onnx")
+    eng = InferenceWorker(str(model), device="cpu", metrics_port=0)
+    eng.register("a", None)
+    eng.count("a", {"frames": [(0, 0.0, 0.0, np.zeros((8, 8, 3), np.uint8))] * 3})
+    port = eng.health()["metrics_port"]
+    assert port
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert "streamcount_node_frames_total 3.0" in text
