@@ -157,26 +157,7 @@ class ZoneSet:
     @classmethod
     def load(cls, path: str | Path) -> ZoneSet:
         """Read a JSON or YAML zone file."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise InputError(f"zone file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read zone file {path}: {exc}") from None
-        if not text.strip():
-            raise InputError(f"zone file {path} is empty; make one with `streamcount zones`")
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as exc:  # json and yaml raise different types
-            line = str(exc).splitlines()[0]
-            raise InputError(f"zone file {path} is not valid {path.suffix[1:]}: {line}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_zone_file(path), source=str(path))
 
     def _scaled(self, poly: np.ndarray, w: int, h: int) -> np.ndarray:
         if self.frame_size is None or self.frame_size == (w, h):
@@ -221,6 +202,33 @@ class ZoneSet:
         for z in self.zones:
             out.append((z.name, np.round(self._scaled(z.polygon, w, h)).astype(np.int32)))
         return out
+
+
+def read_zone_file(path: str | Path) -> Any:
+    """The parsed content of a JSON or YAML zone file (validate it with
+    :meth:`ZoneSet.from_dict`).
+
+    Raises:
+        InputError: missing, unreadable, empty or unparsable file (one line).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"zone file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read zone file {path}: {exc}") from None
+    if not text.strip():
+        raise InputError(f"zone file {path} is empty; make one with `streamcount zones`")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as exc:  # json and yaml raise different types
+        line = str(exc).splitlines()[0]
+        raise InputError(f"zone file {path} is not valid {path.suffix[1:]}: {line}") from None
 
 
 def _check_inside(poly: np.ndarray, size: tuple[int, int], what: str, source: str) -> None:

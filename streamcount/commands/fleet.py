@@ -42,7 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the fleet; returns the exit code."""
-    from streamcount.errors import require
     from streamcount.fleet.config import FleetConfig
 
     cfg = FleetConfig.load(args.fleet)
@@ -56,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
         from streamcount.sinks import check_writable
 
         check_writable(args.summary_json, "summary")
-    require("ray", "cluster")
     from streamcount.fleet.runner import FleetRunner
 
     runner = FleetRunner(cfg, resume=args.resume)

@@ -24,7 +24,6 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,7 @@ from streamcount.pipeline import Analyzer, SourceStats, write_all
 from streamcount.sinks import Sink
 from streamcount.smoothing import parse_smoothing
 from streamcount.sources import SourceOptions
-from streamcount.zones import ZoneSet
+from streamcount.zones import ZoneSet, read_zone_file
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,6 @@ class Lane:
     restarts: int = 0
     retry_at: float = 0.0
     host: str = ""
-    node: str = ""
 
     @property
     def active(self) -> bool:
@@ -120,11 +118,11 @@ class FleetRunner:
     # -- set-up ---------------------------------------------------------------------------
     def start(self) -> None:
         """Connect to (or start) Ray, place the actors, open sources and sinks."""
+        ray = self.ray = require("ray", "cluster")  # before anything is written
         for s in self.cfg.sources:
             parse_smoothing(s.smooth)
         zones = {s.name: self._zones(s) for s in self.cfg.sources}
         self._prepare_output()
-        ray = self.ray = require("ray", "cluster")
         self._init_ray(ray)
         self.started = time.monotonic()
         self._place_engines(ray)
@@ -155,12 +153,12 @@ class FleetRunner:
                               f"{last.stats.error}")
 
     def _zones(self, s: FleetSource) -> tuple[ZoneSet, dict[str, Any] | None]:
+        """The source's zones (validated here, one line on a bad file) and the file's content
+        (sent to the inference actor, which builds the same :class:`ZoneSet`)."""
         if s.zones is None:
             return ZoneSet.empty(), None
-        zs = ZoneSet.load(s.zones)  # validates: one line on a bad file
-        import yaml
-
-        return zs, yaml.safe_load(Path(s.zones).read_text())
+        data = read_zone_file(s.zones)
+        return ZoneSet.from_dict(data, source=str(s.zones)), data
 
     def _prepare_output(self) -> None:
         out = self.cfg.output
@@ -268,7 +266,7 @@ class FleetRunner:
             stats = SourceStats(s.name, s.mode == "live")
             analyzer = Analyzer(s.name, zs, parse_smoothing(s.smooth))
             self.lanes[s.name] = Lane(s, actor, eng.actor, zs, data, stats, analyzer,
-                                      request=request, node=eng.node)
+                                      request=request)
 
     def _open_sinks(self) -> None:
         from streamcount.sinks.csv import CsvSink
