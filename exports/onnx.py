@@ -7,6 +7,7 @@ in torch 2.x; the dynamo path is the one maintained.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import warnings
@@ -19,6 +20,7 @@ import numpy as np
 from exports.atomic import save_model_atomic
 from streamcount import __version__
 from streamcount.errors import ModelError
+from streamcount.interrupts import held_interrupt, interrupt_wins
 from streamcount.metadata import ModelMetadata
 from training.checkpoint import effective_density_scale
 
@@ -92,11 +94,18 @@ def torch_to_onnx(model: Any, in_channels: int, path: Path) -> None:
     """Export a torch model to ``path`` with dynamic batch/height/width (no metadata)."""
     import torch
 
+    with held_interrupt():  # imported lazily by the exporter; C++ start-up must not be cut
+        import torch._dynamo
+        import torch.export
+
+        with contextlib.suppress(ImportError):  # missing: torch.onnx.export says what to install
+            import onnxscript  # noqa: F401
+
     x = torch.zeros(1, in_channels, 64, 64)
     b, h, w = (torch.export.Dim(n, max=16384) for n in ("batch", "height", "width"))
     for noisy in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), interrupt_wins():  # the exporter turns Ctrl-C into an error
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (x,), str(path), dynamo=True, opset_version=OPSET,

@@ -91,8 +91,12 @@ def require(module: str, extra: str) -> object:
     """
     import importlib
 
+    from streamcount.interrupts import held_interrupt
+
     try:
-        return importlib.import_module(module)
+        # A Ctrl-C during torch's C++ start-up would abort the process: hold it until done.
+        with held_interrupt():
+            return importlib.import_module(module)
     except ImportError as exc:
         raise DependencyError(
             f"{module} is not installed: this command needs the '{extra}' extra; "
