@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Take SIGINT back when the suite was started in the background (`cmd &`, nohup).
+
+    A non-interactive shell starts background jobs with SIGINT ignored, and children inherit
+    that: the Ctrl-C tests would then test nothing. A Python handler, unlike SIG_IGN, is reset to
+    the default in the children the tests start.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
