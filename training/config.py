@@ -17,10 +17,18 @@ class TrainConfig:
     """Everything that defines a training run (and so its recipe).
 
     Attributes:
-        data: Folder with ``train.h5`` and ``val.h5`` from ``streamcount prepare``.
+        data: Folder with ``train.h5`` and ``val.h5`` from ``streamcount prepare``; several
+            folders separated by commas train one model on all of them (each validated
+            separately).
+        data_weights: Share of each ``data`` folder in the training samples, comma-separated
+            (empty: equal shares, whatever the folders' sizes).
         out: Run folder for checkpoints (``last.pt``, ``best.pt``) and ``log.csv``.
         arch: Registered architecture (``unet``, ``fcrn_a``).
         filters: U-Net width (of the full-resolution blocks).
+        decoder_channels: Decoder width of pretrained-encoder U-Nets (``unet_effl0``).
+        pretrained: Start the encoder of a pretrained-encoder architecture from ImageNet.
+        encoder_lr: Encoder learning rate as a factor of ``lr`` (pretrained encoders).
+        freeze_stages: Keep the first N encoder stages (the stem is stage 1) fixed.
         growth: U-Net channel factor per level (1: constant width).
         n_convs: Convolutions per block.
         epochs: Passes of ``samples_per_epoch`` items.
@@ -47,11 +55,16 @@ class TrainConfig:
     """
 
     data: str = ""
+    data_weights: str = ""
     out: str = "runs/train"
     arch: str = "unet"
     filters: int = 32
     growth: int = 1
     n_convs: int = 2
+    decoder_channels: int = 64
+    pretrained: bool = True
+    encoder_lr: float = 0.1
+    freeze_stages: int = 0
     epochs: int = 30
     samples_per_epoch: int = 0
     batch_size: int = 8
@@ -73,13 +86,43 @@ class TrainConfig:
     aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments of the architecture (without ``in_channels``)."""
-        if self.arch == "unet":
-            kw: dict[str, Any] = {"filters": self.filters, "n_convs": self.n_convs}
-            if self.growth != 1:
-                kw["growth"] = self.growth
-            return kw
-        return {"n_convs": self.n_convs}
+        """Constructor arguments of the architecture (without ``in_channels``).
+
+        Read from the registered constructor's signature: every parameter that is also a
+        setting here is passed, so a new architecture needs no change in this class.
+        ``pretrained`` is left out (it matters for the first build only, not for a rebuild
+        from a checkpoint), and so is ``growth=1`` (older checkpoints have no such key).
+        """
+        import inspect
+
+        from training.models import architecture
+
+        own = {f.name for f in fields(self)}
+        params = inspect.signature(architecture(self.arch)).parameters
+        kw = {name: getattr(self, name) for name in params
+              if name in own and name not in ("in_channels", "pretrained")}
+        if kw.get("growth") == 1:
+            del kw["growth"]
+        return kw
+
+    def data_dirs(self) -> list[Path]:
+        """The ``data`` folders."""
+        return [Path(d.strip()) for d in self.data.split(",") if d.strip()]
+
+    def weights(self) -> list[float]:
+        """Share of each data folder in the training samples (normalized)."""
+        n = len(self.data_dirs())
+        if not self.data_weights:
+            return [1.0 / n] * n
+        try:
+            w = [float(v) for v in self.data_weights.split(",")]
+        except ValueError as exc:
+            raise InputError(f"data_weights must be numbers separated by commas, got "
+                             f"{self.data_weights!r}") from exc
+        if len(w) != n or min(w) < 0 or sum(w) <= 0:
+            raise InputError(f"data_weights needs {n} non-negative numbers (one per data "
+                             f"folder), got {self.data_weights!r}")
+        return [v / sum(w) for v in w]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for checkpoints and logs)."""

@@ -53,6 +53,8 @@ class PatchDataset:
         mean: Per-channel mean of pixels / 255.
         std: Per-channel std of pixels / 255.
         density_scale: Targets are ``density * density_scale``.
+        weights: Optional sampling probability of each image (several datasets mixed in
+            chosen shares); default: every image equally often.
     """
 
     def __init__(
@@ -65,8 +67,12 @@ class PatchDataset:
         mean: np.ndarray,
         std: np.ndarray,
         density_scale: float,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.images = images
+        self.weights = None if weights is None else np.asarray(weights, np.float64)
+        if self.weights is not None:
+            self.weights = self.weights / self.weights.sum()
         self.densities = densities
         self.patch = patch
         self.n = samples_per_epoch
@@ -80,6 +86,10 @@ class PatchDataset:
     def set_epoch(self, seed: int) -> None:
         """Draw this epoch's image order and per-item seeds from ``seed``."""
         rng = np.random.default_rng(seed)
+        if self.weights is not None:
+            self.order = rng.choice(len(self.images), size=self.n, p=self.weights)
+            self.seeds = rng.integers(0, 2**31 - 1, size=self.n)
+            return
         reps = -(-self.n // len(self.images))
         self.order = np.concatenate([rng.permutation(len(self.images)) for _ in range(reps)])[
             : self.n

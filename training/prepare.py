@@ -42,6 +42,7 @@ class PrepareConfig:
         sigma_min: Lower clip for adaptive/perspective sigmas.
         sigma_max: Upper clip for adaptive/perspective sigmas.
         val_fraction: Share of the training data held out for validation.
+        val_blocks: Video formats: hold out this many contiguous blocks (spread over time).
         n_train: Cells only: training images drawn from the pool.
         seed: Seed for random draws.
         annotations: Points only: the annotation file.
@@ -61,6 +62,7 @@ class PrepareConfig:
     sigma_min: float = 0.5
     sigma_max: float = 50.0
     val_fraction: float = 0.2
+    val_blocks: int = 1
     n_train: int | None = None
     seed: int = 0
     annotations: Path | None = None
@@ -109,6 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of the training data held out for validation (0.2; videos: "
                              "the last frames, images: a seeded random subset)")
+    parser.add_argument("--val-blocks", type=int, default=1,
+                        help="videos: hold out this many contiguous blocks spread over time "
+                             "instead of one at the end (1)")
     parser.add_argument("--n-train", type=int,
                         help="cells: draw N training images (32 or 64) from the pool 1-100; "
                              "the rest of the pool becomes the validation split")
@@ -138,7 +143,8 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     return PrepareConfig(
         format=args.format, root=args.root, out=args.out, scale=args.scale, kernel=args.kernel,
         sigma=args.sigma, k=args.k, beta=args.beta, sigma_min=args.sigma_min,
-        sigma_max=args.sigma_max, val_fraction=args.val_fraction, n_train=args.n_train,
+        sigma_max=args.sigma_max, val_fraction=args.val_fraction,
+        val_blocks=args.val_blocks, n_train=args.n_train,
         seed=args.seed, annotations=args.annotations, label=args.label, limit=args.limit,
         splits=splits,
     )
@@ -179,7 +185,8 @@ def plan(cfg: PrepareConfig) -> dict[str, tuple[str, list[str]]]:
     if own_val:
         val_src, val = "val", own_val
     else:
-        train, val = carve_validation(train, cfg.val_fraction, info.kind, cfg.seed)
+        train, val = carve_validation(train, cfg.val_fraction, info.kind, cfg.seed,
+                                      blocks=cfg.val_blocks)
         val_src = "train"
     test = reader.keys(cfg.root, "test", **opts)
     out = {"train": ("train", train), "val": (val_src, val), "test": ("test", test)}
@@ -241,7 +248,8 @@ def prepare(cfg: PrepareConfig, progress: Any = None) -> list[SplitSummary]:
             continue
         attrs = {"source": cfg.format, "root": str(root.resolve()), "split": split,
                  "scale": float(cfg.scale), "density_scale": 1.0,
-                 "val_fraction": float(cfg.val_fraction), "seed": int(cfg.seed),
+                 "val_fraction": float(cfg.val_fraction), "val_blocks": int(cfg.val_blocks),
+                 "seed": int(cfg.seed),
                  **dcfg.describe()}
         if cfg.n_train is not None:
             attrs["n_train"] = int(cfg.n_train)

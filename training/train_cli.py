@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 # CLI flag -> TrainConfig attribute, for the plain (non-augmentation) settings.
 _FLAGS = {
-    "data": str, "out": str, "arch": str, "filters": int, "growth": int, "n_convs": int,
+    "data": str, "data_weights": str, "out": str, "arch": str, "filters": int, "growth": int,
+    "n_convs": int, "decoder_channels": int, "encoder_lr": float, "freeze_stages": int,
     "epochs": int, "samples_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
     "weight_decay": float, "optimizer": str, "schedule": str, "density_scale": float,
     "count_loss": float, "ema_decay": float, "seed": int, "device": str, "precision": str,
@@ -33,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     for name, typ in _FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    p.add_argument("--pretrained", dest="pretrained", action=argparse.BooleanOptionalAction,
+                   default=None, help="start a pretrained-encoder architecture from ImageNet")
     for name, typ in _AUG.items():
         flag = "--" + name.replace("_", "-")
         if typ is bool:
@@ -46,7 +49,7 @@ def config_from_args(args: argparse.Namespace):
     from training.config import TrainConfig
 
     cfg = TrainConfig.from_toml(args.recipe) if args.recipe else TrainConfig()
-    over = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
+    over = {k: getattr(args, k) for k in [*_FLAGS, "pretrained"] if getattr(args, k) is not None}
     aug_over = {k: getattr(args, k) for k in _AUG if getattr(args, k) is not None}
     cfg = replace(cfg, **over, aug=replace(cfg.aug, **aug_over))
     if not cfg.data:
@@ -70,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
     if cfg.arch not in available():
         raise InputError(f"unknown architecture '{cfg.arch}' (--arch): choose one of "
                          f"{', '.join(available())}")
-    if not (Path(cfg.data) / "train.h5").is_file():
-        raise InputError(
-            f"{cfg.data} has no train.h5: make it with "
-            f"`streamcount prepare FORMAT --out {cfg.data}`"
-        )
+    for d in cfg.data_dirs():
+        if not (d / "train.h5").is_file():
+            raise InputError(f"{d} has no train.h5: make it with "
+                             f"`streamcount prepare FORMAT --out {d}`")
+    cfg.weights()  # a bad --data-weights fails here, before any work
     try:
         result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit()
     except KeyboardInterrupt:

@@ -77,6 +77,27 @@ def ema_with_warmup(decay: float) -> Any:
     return update
 
 
+def block_sums(x: Any, s: int) -> Any:
+    """Sums over ``s x s`` blocks of an ``N x C x H x W`` map (zero-padded to a multiple of s).
+
+    A model whose density is native at stride ``s`` is compared at that stride: its block sums
+    are exactly its native map, and the target's are the counts in each block.
+    """
+    if s <= 1:
+        return x
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    x = F.pad(x, (0, (-w) % s, 0, (-h) % s))
+    return F.avg_pool2d(x, s) * float(s * s)
+
+
+def _params(fn: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(fn).parameters)
+
+
 def predict_density(model: Any, x: Any, autocast: Any) -> Any:
     """Run ``model`` on a normalized batch under the chosen autocast; returns float32."""
     import torch
@@ -103,7 +124,7 @@ class Trainer:
     def _setup(self) -> None:
         import torch
 
-        from training.models import build_model
+        from training.models import architecture, build_model
 
         cfg = self.cfg
         if cfg.threads:
@@ -111,23 +132,25 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.dist = distributed.from_env()
         self.device = distributed.init(self.dist, pick_device(cfg.device), cfg.batch_size)
-        self.train = load_split(Path(cfg.data) / "train.h5")
-        val_path = Path(cfg.data) / "val.h5"
-        self.val: SplitArrays | None = load_split(val_path) if val_path.exists() else None
-        if self.val is not None and len(self.val.images) == 0:
-            self.val = None
-        if not self.train.images:
-            raise InputError(f"{Path(cfg.data) / 'train.h5'} has no images to train on")
+        self._load_data()
         in_ch = self.train.images[0].shape[2]
-        pix = np.concatenate([im.reshape(-1, in_ch)[::97] for im in self.train.images])
-        self.mean = (pix.mean(0) / 255.0).astype(np.float32)
-        self.std = np.maximum(pix.std(0) / 255.0, 1e-3).astype(np.float32)
+        arch = architecture(cfg.arch)
+        norm = getattr(arch, "input_norm", None)
+        if norm is not None:  # a pretrained encoder dictates its input normalization
+            self.mean = np.asarray(norm[0][:in_ch], np.float32)
+            self.std = np.asarray(norm[1][:in_ch], np.float32)
+        else:
+            pix = np.concatenate([im.reshape(-1, in_ch)[::97] for im in self.train.images])
+            self.mean = (pix.mean(0) / 255.0).astype(np.float32)
+            self.std = np.maximum(pix.std(0) / 255.0, 1e-3).astype(np.float32)
         n = cfg.samples_per_epoch or len(self.train.images)
         self.dataset = PatchDataset(
             self.train.images, self.train.densities, cfg.patch, n, cfg.aug,
-            self.mean, self.std, cfg.density_scale,
+            self.mean, self.std, cfg.density_scale, self.sample_weights,
         )  # fmt: skip
-        self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs())
+        extra = {"pretrained": True} if cfg.pretrained and "pretrained" in _params(arch) else {}
+        self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs(), **extra)
+        self._freeze(cfg.freeze_stages)
         if self.device == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.to(self.device)
@@ -139,7 +162,8 @@ class Trainer:
             self.ema = AveragedModel(
                 self.model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True
             )
-        params = self.model.parameters()
+        params = self._param_groups()
+        lrs = [g["lr"] for g in params]
         if cfg.optimizer == "adamw":
             self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         elif cfg.optimizer == "sgd":
@@ -152,7 +176,7 @@ class Trainer:
         total = self.steps_per_epoch * cfg.epochs
         if cfg.schedule == "onecycle":
             self.sched = torch.optim.lr_scheduler.OneCycleLR(
-                self.opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15
+                self.opt, max_lr=lrs, total_steps=total, pct_start=0.15
             )
         elif cfg.schedule == "cosine":
             self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total)
@@ -161,12 +185,80 @@ class Trainer:
         else:
             raise InputError(f"unknown schedule '{cfg.schedule}': use onecycle, cosine, constant")
         self.autocast, self.scaler = self._precision()
+        self.stride = int(getattr(self.model, "output_stride", 1))
         self.start_epoch = 0
         self.best_mae = float("inf")
         self.best_epoch = -1
         self.best_val: dict[str, float] = {}
         if self.resume:
             self._load_resume()
+
+    def _load_data(self) -> None:
+        """Training split(s) merged, each folder's validation split kept apart."""
+        cfg = self.cfg
+        dirs = cfg.data_dirs()
+        if not dirs:
+            raise InputError("no training data: pass --data DIR (made by `streamcount prepare`)")
+        shares = cfg.weights()
+        self.train = SplitArrays()
+        self.vals: list[tuple[str, SplitArrays]] = []
+        weights: list[float] = []
+        for d, share in zip(dirs, shares, strict=True):
+            part = load_split(d / "train.h5")
+            if not part.images:
+                raise InputError(f"{d / 'train.h5'} has no images to train on")
+            if self.train.images:
+                scales = (float(self.train.attrs.get("scale", 1.0)),
+                          float(part.attrs.get("scale", 1.0)))
+                if abs(scales[0] - scales[1]) > 1e-6:
+                    raise InputError(f"{d} was prepared at scale {scales[1]}, {dirs[0]} at "
+                                     f"{scales[0]}: prepare all data folders at one --scale")
+                if part.images[0].shape[2] != self.train.images[0].shape[2]:
+                    raise InputError(f"{d} and {dirs[0]} differ in colour channels")
+            else:
+                self.train.attrs = dict(part.attrs)
+            self.train.images += part.images
+            self.train.densities += part.densities
+            self.train.counts += part.counts
+            self.train.names += part.names
+            weights += [share / len(part.images)] * len(part.images)
+            val_path = d / "val.h5"
+            if val_path.exists():
+                val = load_split(val_path)
+                if val.images:
+                    self.vals.append((d.name, val))
+        if len(dirs) > 1:
+            self.train.attrs["source"] = ",".join(d.name for d in dirs)
+        self.sample_weights = np.asarray(weights) if len(dirs) > 1 else None
+        self.val: SplitArrays | None = self.vals[0][1] if self.vals else None
+
+    def _freeze(self, n_stages: int) -> None:
+        """Fix the first ``n_stages`` encoder stages (their weights get no gradient)."""
+        if n_stages <= 0:
+            return
+        encoder = getattr(self.model, "encoder", None)
+        if encoder is None:
+            raise InputError(f"--freeze-stages needs a pretrained-encoder architecture, "
+                             f"not {self.cfg.arch}")
+        for stage in encoder.stages()[:n_stages]:
+            for p in stage.parameters():
+                p.requires_grad_(False)
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """Encoder at ``lr * encoder_lr``, the rest at ``lr``."""
+        cfg = self.cfg
+        encoder = getattr(self.model, "encoder", None)
+        if encoder is None:
+            return [{"params": [p for p in self.model.parameters() if p.requires_grad],
+                     "lr": cfg.lr}]
+        enc = {id(p) for p in encoder.parameters()}
+        groups = [
+            {"params": [p for p in encoder.parameters() if p.requires_grad],
+             "lr": cfg.lr * cfg.encoder_lr},
+            {"params": [p for p in self.model.parameters()
+                        if id(p) not in enc and p.requires_grad], "lr": cfg.lr},
+        ]
+        return [g for g in groups if g["params"]]
 
     def _precision(self) -> tuple[Any, Any]:
         import contextlib
@@ -198,7 +290,7 @@ class Trainer:
             "mean": [float(v) for v in self.mean],
             "std": [float(v) for v in self.std],
             "density_scale": float(self.cfg.density_scale),
-            "size_multiple": 8,
+            "size_multiple": int(getattr(self.model, "size_multiple", 8)),
             "input_scale": float(attrs.get("scale", 1.0)),
             "dataset": {k: (v if isinstance(v, (int, float, str)) else str(v))
                         for k, v in attrs.items()},
@@ -249,20 +341,39 @@ class Trainer:
 
     # -- loop -----------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """Count metrics of the (EMA) model on the validation split."""
+        """Count metrics of the (EMA) model on the validation split(s).
+
+        With several data folders, ``mae``/``rmse``/``bias`` are the first folder's, each
+        folder's MAE and bias are added as ``mae@NAME``/``bias@NAME``, and ``score`` (what
+        picks the best epoch) is the mean over folders of MAE relative to the mean count.
+        """
+        results = [(name, self._validate_one(split)) for name, split in self.vals]
+        out = dict(results[0][1])
+        if len(results) == 1:
+            out["score"] = out["mae"]
+            return out
+        rel = []
+        for (name, m), (_, split) in zip(results, self.vals, strict=True):
+            out[f"mae@{name}"] = m["mae"]
+            out[f"rmse@{name}"] = m["rmse"]
+            out[f"bias@{name}"] = m["bias"]
+            rel.append(m["mae"] / max(float(np.mean(split.counts)), 1.0))
+        out["score"] = float(np.mean(rel))
+        return out
+
+    def _validate_one(self, split: SplitArrays) -> dict[str, float]:
         import torch
 
-        assert self.val is not None
         model = self._eval_model()
         model.eval()
         preds = []
-        for img in self.val.images:
+        for img in split.images:
             x = torch.from_numpy(normalize_image(img, self.mean, self.std)).to(self.device)
             if self.device == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             y = predict_density(model, x, self.autocast)
             preds.append(float(y.sum()) / self.cfg.density_scale)
-        return count_metrics(np.array(preds), np.array(self.val.counts, dtype=np.float64))
+        return count_metrics(np.array(preds), np.array(split.counts, dtype=np.float64))
 
     def fit(self) -> TrainResult:
         """Train for ``cfg.epochs``; returns the best and last validation metrics."""
@@ -309,8 +420,8 @@ class Trainer:
                 if self.val is not None and ((epoch + 1) % cfg.val_every == 0 or is_last):
                     val = self.validate()
                     last_val = val
-                    if val["mae"] < self.best_mae:
-                        self.best_mae, self.best_epoch, self.best_val = val["mae"], epoch, val
+                    if val["score"] < self.best_mae:
+                        self.best_mae, self.best_epoch, self.best_val = val["score"], epoch, val
                         save_checkpoint(self._state(epoch, val, full=False),
                                         self.run_dir / "best.pt")
                 elif self.val is None and is_last:
@@ -327,7 +438,10 @@ class Trainer:
                     ])  # fmt: skip
                 info = f"epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}"
                 if val:
-                    info += f" val MAE {val['mae']:.2f} (best {self.best_mae:.2f})"
+                    info += f" val MAE {val['mae']:.2f} (best score {self.best_mae:.3g})"
+                    for key in val:
+                        if key.startswith("mae@"):
+                            info += f" {key[4:]} {val[key]:.2f}"
                 progress.update(task, info=info)
                 logger.debug(info)
         return TrainResult(
@@ -359,7 +473,9 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast():
                 pred = self.net(x)
-            loss = torch.nn.functional.mse_loss(pred.float(), y)
+            pred = block_sums(pred.float(), self.stride)
+            y = block_sums(y, self.stride)
+            loss = torch.nn.functional.mse_loss(pred, y)
             if cfg.count_loss:
                 err = (pred.float().sum((1, 2, 3)) - y.sum((1, 2, 3))) / cfg.density_scale
                 loss = loss + cfg.count_loss * (err * err).mean()

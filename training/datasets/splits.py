@@ -40,6 +40,7 @@ def carve_validation(
     kind: str = "images",
     seed: int = 0,
     position: str = "end",
+    blocks: int = 1,
 ) -> tuple[list[str], list[str]]:
     """Split ``keys`` into training and validation keys.
 
@@ -49,6 +50,9 @@ def carve_validation(
         kind: ``"video"`` (contiguous block) or ``"images"`` (seeded random subset).
         seed: Random seed for images.
         position: For video, ``"end"`` or ``"start"``.
+        blocks: For video, hold out this many equal contiguous blocks, each ending at
+            ``i / blocks`` of the frame range (2 blocks of Mall 1-800 at fraction 0.25: frames
+            301-400 and 701-800), so validation sees more than one stretch of time.
 
     Returns:
         ``(train, val)``, each in the original order.
@@ -66,6 +70,8 @@ def carve_validation(
     if n_val <= 0:
         return list(keys), []
     if kind == "video":
+        if blocks > 1:
+            return _carve_blocks(keys, n_val, blocks)
         if position == "start":
             return list(keys[n_val:]), list(keys[:n_val])
         if position != "end":
@@ -73,6 +79,21 @@ def carve_validation(
         return list(keys[: n - n_val]), list(keys[n - n_val:])
     rng = np.random.default_rng(seed)
     held = set(rng.choice(n, size=n_val, replace=False).tolist())
+    train = [k for i, k in enumerate(keys) if i not in held]
+    val = [k for i, k in enumerate(keys) if i in held]
+    return train, val
+
+
+def _carve_blocks(keys: list[str], n_val: int, blocks: int) -> tuple[list[str], list[str]]:
+    """``blocks`` blocks of ``n_val / blocks`` keys, block i ending at ``(i+1)/blocks``."""
+    n = len(keys)
+    if blocks * 2 > n:
+        raise InputError(f"--val-blocks {blocks} is too many for {n} frames")
+    size = max(1, n_val // blocks)
+    held: set[int] = set()
+    for i in range(blocks):
+        end = round(n * (i + 1) / blocks)
+        held.update(range(end - size, end))
     train = [k for i, k in enumerate(keys) if i not in held]
     val = [k for i, k in enumerate(keys) if i in held]
     return train, val

