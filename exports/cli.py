@@ -23,8 +23,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prec.add_argument("--fp16", action="store_true", help="fp16 weights (for GPUs)")
     prec.add_argument("--int8", action="store_true", help="static int8 QDQ (needs --calibration)")
     p.add_argument("--calibration", help="folder or glob of real images for --int8")
-    p.add_argument("--max-drift", type=float, default=0.05,
-                   help="refuse int8 when its mean relative count drift vs fp32 is above this")
+    p.add_argument("--check", help="other images to measure the int8 drift on (default: the "
+                                   "calibration images)")
+    p.add_argument("--max-drift", type=float, default=0.01,
+                   help="refuse int8 when its mean relative count drift vs fp32 is above this "
+                        "(0.01)")
+    p.add_argument("--max-drift-max", type=float, default=0.03,
+                   help="refuse int8 when one image drifts more than this (0.03)")
+    p.add_argument("--fp32-edges", default="1,2", metavar="FIRST,LAST",
+                   help="first and last convolutions kept in fp32 (1,2: stem and density head)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -41,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--int8 needs --calibration DIR (a folder of real images)")
     if args.out.suffix.lower() != ".onnx":
         raise InputError(f"--out {args.out}: use a path ending in .onnx")
+    try:
+        edges = tuple(int(v) for v in args.fp32_edges.split(","))
+        assert len(edges) == 2 and min(edges) >= 0
+    except (ValueError, AssertionError):
+        raise InputError(f"--fp32-edges {args.fp32_edges!r}: give FIRST,LAST as two "
+                         "non-negative integers, e.g. 1,2") from None
     report: dict[str, object] = {"out": str(args.out)}
     with tempfile.TemporaryDirectory() as d:
         fp32 = args.out if not (args.fp16 or args.int8) else Path(d) / "fp32.onnx"
@@ -52,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
             convert_fp16(fp32, args.out)
             report["precision"] = "fp16"
         if args.int8:
-            drift = quantize_int8(fp32, args.out, args.calibration, max_drift=args.max_drift)
+            drift = quantize_int8(fp32, args.out, args.calibration, max_drift=args.max_drift,
+                                  check=args.check, fp32_edges=edges,  # type: ignore[arg-type]
+                                  max_drift_max=args.max_drift_max)
             report["precision"] = "int8"
             report["int8_drift"] = drift.__dict__
     if args.json:

@@ -21,9 +21,10 @@ import numpy as np
 
 from streamcount.errors import ModelError
 from streamcount.metadata import ModelMetadata
-from streamcount.models import DEFAULT_MODEL, resolve_model
+from streamcount.models import DEFAULT_MODEL, int8_variant, resolve_model
+from streamcount.precision import choose_precision
 from streamcount.preprocess import Preprocessor, density_to_frame
-from streamcount.providers import create_session
+from streamcount.providers import create_session, gpu_providers_present
 from streamcount.tiling import plan_tiles
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,12 @@ class Counter:
         input_scale: Override the model's input scale (frames are resized by it).
         max_side: Override the tiling limit (longest model-input side before tiling).
         cache_dir: TensorRT engine cache.
+        precision: ``auto`` (int8 where the CPU has VNNI/AMX and the bundled model ships an
+            int8 variant; fp32 otherwise), ``fp32`` or ``int8``.
 
     Attributes:
         device: The provider really in use (``cpu``, ``cuda`` or ``tensorrt``).
+        precision: The precision really in use, with ``precision_reason`` saying why.
         metadata: The model's :class:`~streamcount.metadata.ModelMetadata`.
     """
 
@@ -68,14 +72,22 @@ class Counter:
         input_scale: float | None = None,
         max_side: int | None = None,
         cache_dir: Path | None = None,
+        precision: str = "auto",
     ) -> None:
         self.model_path = resolve_model(model)
+        variant = int8_variant(model)
+        on_cpu = device == "cpu" or (device == "auto" and not gpu_providers_present()["cuda"])
+        choice = choose_precision(precision, variant is not None, on_cpu)
+        if choice.precision == "int8" and variant is not None:
+            self.model_path = variant
         info = create_session(self.model_path, device, threads, cache_dir)
         self.session = info.session
         self.device = info.device
         self.providers = info.providers
         self._props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.metadata = ModelMetadata.from_props(self._props, source=str(self.model_path))
+        self.precision = self.metadata.precision or choice.precision
+        self.precision_reason = choice.reason
         if max_side:
             self.metadata.max_side = int(max_side)
         self._check_signature()
@@ -150,6 +162,7 @@ class Counter:
         for k, f in enumerate(frames):
             self.pre(f, out=buf[k, :, :mh, :mw])
         out = self._run(buf)
+        np.maximum(out, 0.0, out=out)  # a density is never negative: no negative zone counts
         scale = float(self.metadata.density_scale)
         return [out[k, 0, :mh, :mw] / scale for k in range(len(frames))]
 
@@ -187,7 +200,7 @@ class Counter:
             th, tw = t.y1 - t.y0, t.x1 - t.x0
             buf = self._buffer(1, -(-th // m) * m, -(-tw // m) * m)
             buf[0, :, :th, :tw] = x[:, t.y0 : t.y1, t.x0 : t.x1]
-            d = self._run(buf)[0, 0, :th, :tw] / scale
+            d = np.maximum(self._run(buf)[0, 0, :th, :tw], 0.0) / scale
             out[t.oy0 : t.oy1, t.ox0 : t.ox1] = d[
                 t.oy0 - t.y0 : t.oy1 - t.y0, t.ox0 - t.x0 : t.ox1 - t.x0
             ]

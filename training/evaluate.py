@@ -27,6 +27,38 @@ class Evaluation:
     true: list[float] = field(default_factory=list)
     pred: list[float] = field(default_factory=list)
     example: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # image, gt, predicted
+    blocks: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
+    """Runs of consecutive frame numbers among sample names (``seq_000301`` ... ``seq_000400``).
+
+    Returns:
+        ``[(label, indices)]``, one per run, labelled ``first-last``; ``[]`` when the names
+        carry no frame numbers or form a single run.
+
+    Example:
+        >>> frame_blocks(["f1", "f2", "f7", "f8"])
+        [('1-2', [0, 1]), ('7-8', [2, 3])]
+    """
+    import re
+
+    nums = []
+    for name in names:
+        m = re.search(r"(\d+)\D*$", name)
+        if m is None:
+            return []
+        nums.append(int(m.group(1)))
+    order = sorted(range(len(nums)), key=nums.__getitem__)
+    runs: list[list[int]] = []
+    for i in order:
+        if runs and nums[i] == nums[runs[-1][-1]] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    if len(runs) < 2 or len(runs) > 10:
+        return []
+    return [(f"{nums[r[0]]}-{nums[r[-1]]}", r) for r in runs]
 
 
 def evaluate_checkpoint(
@@ -77,6 +109,8 @@ def evaluate_checkpoint(
     for level, vals in enumerate(games):
         ev.metrics[f"game{level}"] = float(np.mean(vals))
     ev.example = best_example
+    for label, idx in frame_blocks(ev.names):
+        ev.blocks[label] = count_metrics(np.array(ev.pred)[idx], np.array(ev.true)[idx])
     return ev
 
 

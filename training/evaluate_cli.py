@@ -39,13 +39,23 @@ def run(args: argparse.Namespace) -> int:
         plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
     row = summary_row(ev)
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row}))
+        blocks = {"blocks": ev.blocks} if ev.blocks else {}
+        print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
+                          **blocks}))
         return 0
     table = Table(title=f"{args.checkpoint} on {split_path}")
     for key in row:
         table.add_column(key)
     table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
     Console().print(table)
+    if ev.blocks:  # video splits held out in several blocks: each block's figures
+        bt = Table(title="per block of frames")
+        for col in ("frames", "n", "MAE", "RMSE", "bias"):
+            bt.add_column(col)
+        for label, m in ev.blocks.items():
+            bt.add_row(label, str(m["n"]), f"{m['mae']:.3f}", f"{m['rmse']:.3f}",
+                       f"{m['bias']:+.3f}")
+        Console().print(bt)
     if args.plot:
         Console().print(f"plot written to {args.plot}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import time
@@ -150,6 +151,8 @@ class Trainer:
         )  # fmt: skip
         extra = {"pretrained": True} if cfg.pretrained and "pretrained" in _params(arch) else {}
         self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs(), **extra)
+        if cfg.init and not self.resume:
+            self._load_init(Path(cfg.init))
         self._freeze(cfg.freeze_stages)
         if self.device == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -231,6 +234,23 @@ class Trainer:
             self.train.attrs["source"] = ",".join(d.name for d in dirs)
         self.sample_weights = np.asarray(weights) if len(dirs) > 1 else None
         self.val: SplitArrays | None = self.vals[0][1] if self.vals else None
+
+    def _load_init(self, path: Path) -> None:
+        """Fine-tuning: take the (EMA) weights of an earlier run of the same architecture."""
+        from streamcount.errors import ModelError
+
+        state = load_checkpoint(path)
+        arch = dict(state["config"]["model"])
+        if arch.pop("architecture") != self.cfg.arch:
+            raise InputError(f"--init {path} is a {state['config']['model']['architecture']} "
+                             f"checkpoint, but --arch is {self.cfg.arch}: use the same one")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ModelError(f"--init {path}: its weights do not fit this model "
+                             f"({str(exc).splitlines()[0][:120]}); train with its settings "
+                             f"({arch})") from exc
+        logger.info("initialised from %s", path)
 
     def _freeze(self, n_stages: int) -> None:
         """Fix the first ``n_stages`` encoder stages (their weights get no gradient)."""
@@ -324,8 +344,14 @@ class Trainer:
         if not path.exists():
             raise InputError(f"--resume: no {path} to resume from; start without --resume")
         state = load_checkpoint(path)
-        if state["config"]["train"] != self.cfg.to_dict():
-            logger.warning("resuming %s with changed settings: no longer one recipe", path)
+        saved, now = state["config"]["train"], self.cfg.to_dict()
+        default = TrainConfig().to_dict()
+        # settings added to TrainConfig after the run started count as unchanged at their default
+        changed = sorted(k for k in set(saved) | set(now)
+                         if saved.get(k, default.get(k)) != now.get(k, default.get(k)))
+        if changed:
+            logger.warning("resuming %s with changed settings (%s): no longer one recipe", path,
+                           ", ".join(changed))
         self.model.load_state_dict(state["raw_model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -420,6 +446,8 @@ class Trainer:
                 if self.val is not None and ((epoch + 1) % cfg.val_every == 0 or is_last):
                     val = self.validate()
                     last_val = val
+                    with (self.run_dir / "val.jsonl").open("a") as fh:  # every figure, per set
+                        fh.write(json.dumps({"epoch": epoch, **val}) + "\n")
                     if val["score"] < self.best_mae:
                         self.best_mae, self.best_epoch, self.best_val = val["score"], epoch, val
                         save_checkpoint(self._state(epoch, val, full=False),

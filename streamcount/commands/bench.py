@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from streamcount.errors import InputError
+from streamcount.precision import PRECISIONS
 
 HELP = "measure engine latency and fps of models at given frame sizes (no torch needed)"
 
@@ -22,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", action="append", help="frame size WxH (repeatable; 640x480)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--precision", action="append", choices=list(PRECISIONS),
+                   help="auto, fp32 or int8 (repeatable; default auto)")
     p.add_argument("--batch", type=int, default=1, help="frames per engine call")
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per case")
     p.add_argument("--frame", type=Path, help="an image to use (default: the example clip)")
@@ -90,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
     for col in ("model", "precision", "provider", "frame", "model input", "batch", "median ms",
                 "p95 ms", "fps"):
         table.add_column(col)
-    for m in models:
-        counter = Counter(m, device=args.device, threads=args.threads)
+    cases = [(m, p) for m in models for p in (args.precision or ["auto"])]
+    for m, prec in cases:
+        counter = Counter(m, device=args.device, threads=args.threads, precision=prec)
         for w, h in sizes:
             frame = cv2.resize(base, (w, h), interpolation=cv2.INTER_AREA)
             res = bench_case(counter, frame, args.batch, args.seconds)
             mh, mw = counter.pre.model_size(h, w)
-            row = {"model": counter.name, "precision": counter.metadata.precision,
+            row = {"model": counter.name, "precision": counter.precision,
                    "provider": counter.device, "frame": f"{w}x{h}", "model_input": f"{mw}x{mh}",
                    "batch": args.batch, **res}  # fmt: skip
             if args.json:

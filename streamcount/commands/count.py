@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from streamcount.errors import InputError, OutputError
+from streamcount.precision import PRECISIONS
 
 HELP = "count objects in images, folders or globs with a bundled or exported model"
 logger = logging.getLogger(__name__)
@@ -20,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="crowd", help="bundled name (crowd, mall, cells) or .onnx")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                   help="auto: int8 where the CPU has VNNI/AMX and the model ships an int8 "
+                        "variant, else fp32")
+    p.add_argument("--input-scale", type=float, metavar="S",
+                   help="resize images by S before the model (default: the model's own)")
     p.add_argument("--batch", type=int, default=1, help="images per engine call (same sizes)")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("--zones", type=Path, help="zone file (JSON/YAML): counts per zone")
@@ -38,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     paths = expand_paths(args.paths)
     zones = ZoneSet.load(args.zones) if args.zones else ZoneSet.empty()
-    counter = Counter(args.model, device=args.device, threads=args.threads)
+    counter = Counter(args.model, device=args.device, threads=args.threads,
+                      precision=args.precision, input_scale=args.input_scale)
     overlay = None
     if args.save_density:
         from streamcount.overlay import Overlay

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+from pathlib import Path
 
 HELP = "versions, ONNX Runtime providers (and the one that really works), bundled models"
 
@@ -22,7 +24,8 @@ def gather() -> dict[str, object]:
     import onnxruntime as ort
 
     from streamcount import __version__
-    from streamcount.models import bundled_models
+    from streamcount.models import DEFAULT_MODEL, bundled_models, int8_variant
+    from streamcount.precision import choose_precision, cpu_flags, int8_dot_flag
     from streamcount.providers import create_session, gpu_providers_present, usable_device
 
     models: dict[str, object] = {}
@@ -36,6 +39,7 @@ def gather() -> dict[str, object]:
             "precision": meta.get("streamcount.precision", "?"),
             "input_scale": meta.get("streamcount.input_scale", "?"),
             "metrics": json.loads(meta.get("streamcount.metrics", "{}")),
+            "int8_variant": int8_variant(name) is not None,
         }
     from importlib.metadata import PackageNotFoundError, version
 
@@ -47,6 +51,12 @@ def gather() -> dict[str, object]:
 
     torch_v = installed("torch", "needed only for prepare/train/evaluate/export")
     ray_v = installed("ray", "needed only for `streamcount fleet`: the cluster extra")
+    flags = cpu_flags()
+    in_use = usable_device("auto")
+    choice = choose_precision("auto", int8_variant(DEFAULT_MODEL) is not None, in_use == "cpu",
+                              flags)
+    shown = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
+             "amx_bf16")
     return {
         "streamcount": __version__,
         "python": platform.python_version(),
@@ -58,9 +68,23 @@ def gather() -> dict[str, object]:
         "ray": ray_v,
         "providers_installed": ort.get_available_providers(),
         "gpu_libraries": gpu_providers_present(),
-        "provider_in_use": usable_device("auto"),
+        "provider_in_use": in_use,
+        "cpu": {"model": _cpu_model(), "cores": os.cpu_count(),
+                "flags": [f for f in shown if f in flags], "int8_dot": int8_dot_flag(flags)},
+        "precision_auto": f"{DEFAULT_MODEL}: {choice.precision} ({choice.reason})",
         "models": models,
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         mt.add_column(col)
     for name, m in data["models"].items():  # type: ignore[union-attr]
         metrics = ", ".join(f"{k} {v:.2f}" for k, v in m["metrics"].items() if k in ("mae", "rmse"))
-        mt.add_row(name, m["architecture"], m["precision"], str(m["input_scale"]),
+        prec = m["precision"] + (" + int8" if m["int8_variant"] else "")
+        mt.add_row(name, m["architecture"], prec, str(m["input_scale"]),
                    str(m["size_mb"]), metrics)
     c.print(mt)
     if args.cards:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
+from streamcount.precision import PRECISIONS
 
 HELP = "count live: webcams, video files, RTSP/HTTP streams, image folders (dashboard, outputs)"
 logger = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class RunConfig:
     model: str = "crowd"
     device: str = "auto"
     threads: int = 0
+    precision: str = "auto"
+    input_scale: float | None = None
     mode: str | None = None
     batch: int = 8
     max_fps: float | None = None
@@ -104,6 +107,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="crowd", help="bundled name (crowd, mall, cells) or .onnx")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     g.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    g.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                   help="auto: int8 where the CPU has VNNI/AMX and the model ships an int8 "
+                        "variant, else fp32")
+    g.add_argument("--input-scale", type=float, metavar="S",
+                   help="resize frames by S before the model (default: the model's own; "
+                        "larger for cameras whose people look small, smaller for large ones)")
     g = p.add_argument_group("pipeline")
     g.add_argument("--mode", choices=["live", "file"],
                    help="live: newest frame wins (webcams, URLs); file: every frame, batched "
@@ -209,12 +218,14 @@ def run_config(cfg: RunConfig) -> int:
     from streamcount.engine import Counter
 
     try:
-        counter = Counter(cfg.model, device=cfg.device, threads=cfg.threads)
+        counter = Counter(cfg.model, device=cfg.device, threads=cfg.threads,
+                          precision=cfg.precision, input_scale=cfg.input_scale)
     except BaseException:
         for s in sources:
             s.close()
         raise
-    logger.info("model %s on %s", counter.name, counter.device)
+    logger.info("model %s on %s, %s (%s)", counter.name, counter.device, counter.precision,
+                counter.precision_reason)
 
     from streamcount.pipeline import Pipeline, PipelineConfig
 
@@ -343,7 +354,8 @@ def _main_loop(pipe: object, cfg: RunConfig, counter: object, show: bool) -> Non
 
         from streamcount.dashboard import Dashboard
 
-        dash = Dashboard(pipe.stats, counter.device, counter.name)  # type: ignore[attr-defined]
+        dash = Dashboard(pipe.stats, f"{counter.device}, {counter.precision}",  # type: ignore[attr-defined]
+                         counter.name)  # type: ignore[attr-defined]
         live = Live(dash, refresh_per_second=4, transient=False, redirect_stderr=True)
         live.start()
     try:
@@ -371,6 +383,8 @@ def _write_summary_json(path: Path, pipe: object, counter: object) -> None:
     data = {
         "model": counter.name,  # type: ignore[attr-defined]
         "provider": counter.device,  # type: ignore[attr-defined]
+        "precision": counter.precision,  # type: ignore[attr-defined]
+        "precision_reason": counter.precision_reason,  # type: ignore[attr-defined]
         "wall_seconds": round(pipe.wall_seconds, 3),  # type: ignore[attr-defined]
         "e2e_fps": round(pipe.e2e_fps, 2),  # type: ignore[attr-defined]
         "engine_fps": round(pipe.engine_fps, 2),  # type: ignore[attr-defined]
@@ -391,7 +405,8 @@ def _summary(pipe: object, counter: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"summary — {counter.name} on {counter.device}",  # type: ignore[attr-defined]
+    t = Table(title=f"summary — {counter.name} on {counter.device}, "  # type: ignore[attr-defined]
+                    f"{counter.precision}",  # type: ignore[attr-defined]
               title_justify="left")
     for col in ("source", "frames", "skipped", "corrupt", "reconnects", "mean count",
                 "max count", "fps"):

@@ -21,6 +21,15 @@ def bundled_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(MODELS_DIR.glob("*.onnx"))}
 
 
+def int8_variant(model: str | Path) -> Path | None:
+    """The int8 variant shipped beside a bundled model (``models/int8/NAME.onnx``), if any."""
+    text = str(model)
+    if text not in bundled_models():
+        return None
+    path = MODELS_DIR / "int8" / f"{text}.onnx"
+    return path if path.is_file() else None
+
+
 def model_card(name: str) -> str:
     """The bundled model's card (markdown), or an empty string."""
     card = MODELS_DIR / f"{name}.md"

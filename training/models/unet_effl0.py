@@ -56,6 +56,8 @@ class _Core(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.decoder(self.encoder(x))
+        if not self.training:  # a density is never negative (training keeps the gradient)
+            d = d.clamp_min(0.0)
         s = self.stride
         return F.interpolate(d, scale_factor=float(s), mode="nearest") / float(s * s)
 
