@@ -49,6 +49,8 @@ def metadata_from_config(
     label = arch["architecture"]
     if "filters" in arch:
         label += f"-{arch['filters']}"
+    elif "decoder_channels" in arch:
+        label += f"-{arch['decoder_channels']}"
     if arch.get("growth", 1) != 1:
         label += f"x{arch['growth']}"
     ds = cfg.get("dataset", {})
@@ -68,6 +70,8 @@ def metadata_from_config(
         metrics={k: float(v) for k, v in cfg.get("metrics", {}).items()},
         version=__version__,
         name=name or cfg.get("name", ""),
+        model={k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+               for k, v in arch.items()},
     )
 
 

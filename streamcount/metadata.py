@@ -36,6 +36,8 @@ class ModelMetadata:
         metrics: Validation metrics, e.g. ``{"mae": 1.2, "rmse": 1.6}``.
         version: The streamcount version that exported the model.
         name: Short model name (``"crowd"``).
+        model: The architecture's constructor arguments (``{"architecture": "unet_effl0",
+            "decoder_channels": 64, ...}``): what rebuilds the network in torch, no label parsing.
     """
 
     architecture: str = "unknown"
@@ -53,6 +55,7 @@ class ModelMetadata:
     metrics: dict[str, float] = field(default_factory=dict)
     version: str = ""
     name: str = ""
+    model: dict[str, Any] = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
         """Serialise to ONNX ``metadata_props`` (string keys and values)."""
