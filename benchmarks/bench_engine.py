@@ -112,26 +112,38 @@ def conv_gflop(model_path: Path, h: int, w: int, batch: int = 1) -> float | None
     return total / 1e9
 
 
-def conv_gflop_torch(architecture: str, in_channels: int, h: int, w: int) -> float | None:
-    """Convolution FLOPs (2 x MACs) of the registered torch architecture at ``h x w``, in GFLOP.
+def conv_gflop_torch(meta, h: int, w: int) -> float | None:
+    """Convolution FLOPs (2 x MACs) of the model's torch architecture at ``h x w``, in GFLOP.
 
-    Used when ONNX shape inference cannot resolve the exported graph's symbolic shapes.
+    Used when ONNX shape inference cannot resolve the exported graph's symbolic shapes. The
+    network is rebuilt from the constructor arguments in the metadata (or, for older files,
+    from the architecture label).
     """
     try:
-        import torch
+        import torch  # noqa: F401
 
         from training.models import build_model
     except ImportError:
         return None
-    arch, _, width = architecture.partition("-")  # "unet-16", or "unet-16x2" (growth 2)
-    m = re.fullmatch(r"(\d+)(?:x(\d+))?", width)
-    kwargs = {}
-    if arch == "unet" and m:
-        kwargs = {"filters": int(m.group(1)), "growth": int(m.group(2) or 1)}
+    if meta.model:
+        arch = meta.model["architecture"]
+        kwargs = {k: v for k, v in meta.model.items() if k != "architecture"}
+    else:
+        arch, _, width = meta.architecture.partition("-")  # "unet-16", or "unet-16x2"
+        m = re.fullmatch(r"(\d+)(?:x(\d+))?", width)
+        kwargs = {"in_channels": meta.in_channels}
+        if arch == "unet" and m:
+            kwargs.update(filters=int(m.group(1)), growth=int(m.group(2) or 1))
     try:
-        net = build_model(arch, in_channels=in_channels, **kwargs).eval()
+        net = build_model(arch, **kwargs).eval()
     except Exception:
         return None
+    return _torch_conv_gflop(net, meta.in_channels, h, w)
+
+
+def _torch_conv_gflop(net, in_channels: int, h: int, w: int) -> float:
+    import torch
+
     total = [0.0]
 
     def hook(mod: torch.nn.Conv2d, _inp: object, out: torch.Tensor) -> None:
@@ -177,30 +189,62 @@ def frames_640(n: int) -> list[np.ndarray]:
     return out
 
 
-def int8_variants(
-    models: dict, tmp: Path, names: tuple[str, ...] = ("crowd", "crowd-accurate")
-) -> dict:
-    """Quantize bundled models to int8 (static QDQ, calibrated on example-clip frames).
+def int8_variants(models: dict, tmp: Path, names: tuple[str, ...] = ("crowd",)) -> dict:
+    """int8 variants to time: the shipped ones (``models/int8/NAME.onnx``), else made here.
 
-    No int8 model is shipped (it is no faster on CPUs without VNNI), so the benchmark makes one
-    to measure that claim. Needs the onnx package (train extra); skipped without it.
+    A model without a shipped variant is quantized by the benchmark itself (static QDQ, stem
+    and head in fp32, calibrated on example-clip frames) to measure whether int8 would pay off
+    on this CPU. Needs the onnx package (train extra) for that; skipped without it.
     """
+    from streamcount.models import int8_variant
+
+    out = {}
+    for name in models:
+        v = int8_variant(name)
+        if v is not None:
+            out[f"{name}-int8"] = v
+    missing = [n for n in names if n in models and f"{n}-int8" not in out]
+    if not missing:
+        return out
     try:
         from exports.quantize import quantize_int8
     except ImportError:
-        return {}
+        return out
     calib = tmp / "calibration"
     calib.mkdir(exist_ok=True)
     for i, f in enumerate(frames_640(120)[::4]):
         cv2.imwrite(str(calib / f"{i:03d}.jpg"), f)
-    out = {}
-    for name in names:
-        if name in models:
-            dst = tmp / f"{name}-int8.onnx"
-            report = quantize_int8(models[name], dst, calib, max_drift=1.0, limit=30)
-            print(f"{name}-int8: count drift against fp32 {report.mean_rel:.2%} mean", flush=True)
-            out[f"{name}-int8"] = dst
+    for name in missing:
+        dst = tmp / f"{name}-int8.onnx"
+        report = quantize_int8(models[name], dst, calib, max_drift=1.0, limit=30)
+        print(f"{name}-int8 (made here): count drift against fp32 {report.mean_rel:.2%} mean",
+              flush=True)
+        out[f"{name}-int8"] = dst
     return out
+
+
+def session_sweep(model: Path, seconds: float) -> list[dict]:
+    """ONNX Runtime session settings on one model at 320x240: threads, spinning, arena."""
+    import onnxruntime as ort
+
+    c = Counter(model, device="cpu", precision="fp32")
+    x = np.zeros((1, c.metadata.in_channels, 240, 320), np.float32)
+    rows = []
+    cores = os.cpu_count() or 1
+    for threads in sorted({1, cores}):
+        for spin in ("1", "0"):
+            for arena in (True, False):
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = threads
+                so.inter_op_num_threads = 1
+                so.enable_cpu_mem_arena = arena
+                so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+                sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+                name = sess.get_inputs()[0].name
+                lat = time_fn(lambda sess=sess, name=name: sess.run(None, {name: x}), seconds)
+                rows.append({"threads": threads, "spinning": spin == "1", "arena": arena,
+                             **summary(lat)})
+    return rows
 
 
 def plain_conv_peak(seconds: float, c: int = 64, h: int = 120, w: int = 160) -> dict:
@@ -252,11 +296,15 @@ def torch_cases(frames: list[np.ndarray], models: dict, seconds: float, quick: b
     rows.append({"case": "seed-style torch eager U-Net-64, 640x480, batch 1", "path": "torch",
                  "model_input": "640x480", **summary(lat)})
     for name, path in models.items():
-        c = Counter(path, device="cpu")
+        c = Counter(path, device="cpu", precision="fp32")
         meta = c.metadata
-        arch, _, width = meta.architecture.partition("-")
-        kwargs = {"filters": int(width)} if arch == "unet" and width else {}
-        net = build_model(arch, in_channels=meta.in_channels, **kwargs).eval()
+        if meta.model:  # the constructor arguments, stored by the exporter
+            kwargs = {k: v for k, v in meta.model.items() if k != "architecture"}
+            net = build_model(meta.model["architecture"], **kwargs).eval()
+        else:  # older files: parse the label ("unet-16")
+            arch, _, width = meta.architecture.partition("-")
+            kwargs = {"filters": int(width)} if arch == "unet" and width else {}
+            net = build_model(arch, in_channels=meta.in_channels, **kwargs).eval()
         mh, mw = c.pre.model_size(480, 640)
         x = torch.nn.functional.interpolate(x640, size=(mh, mw), mode="area")
         lat = time_fn(lambda net=net, x=x: net(x), seconds)
@@ -275,13 +323,12 @@ def engine_cases(frames: list[np.ndarray], models: dict, seconds: float) -> list
     rows = []
     for name, path in models.items():
         for dev in devices:
-            c = Counter(path, device=dev)
+            c = Counter(path, device=dev, precision="fp32")
             for fw, fh in ((640, 480), (320, 240)):
                 f = cv2.resize(frames[0], (fw, fh), interpolation=cv2.INTER_AREA)
                 lat = time_fn(lambda c=c, f=f: c.count(f), seconds)
                 mh, mw = c.pre.model_size(fh, fw)
-                g = conv_gflop(path, mh, mw) or conv_gflop_torch(
-                    c.metadata.architecture, c.metadata.in_channels, mh, mw)
+                g = conv_gflop(path, mh, mw) or conv_gflop_torch(c.metadata, mh, mw)
                 s = summary(lat)
                 row = {"case": f"engine {name} ({c.metadata.precision})", "path": f"ort-{c.device}",
                        "frame": f"{fw}x{fh}", "model_input": f"{mw}x{mh}", **s}
@@ -292,8 +339,9 @@ def engine_cases(frames: list[np.ndarray], models: dict, seconds: float) -> list
     return rows
 
 
-def e2e_cases(model: str, n_frames: int) -> list[dict]:
-    """``streamcount run`` on a 640x480 file: without and with the dashboard (pseudo-terminal)."""
+def e2e_cases(model: str, n_frames: int, precisions: tuple[str, ...] = ("fp32",)) -> list[dict]:
+    """``streamcount run`` on a 640x480 file: without and with the dashboard (pseudo-terminal),
+    for each precision (``auto`` gives int8 on VNNI CPUs when the model ships a variant)."""
     rows = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -303,11 +351,14 @@ def e2e_cases(model: str, n_frames: int) -> list[dict]:
         for f in frames:
             vw.write(f)
         vw.release()
-        base = [sys.executable, "-m", "streamcount", "run", str(src), "--model", model,
-                "--csv", str(d / "c.csv"), "--video", str(d / "o.mp4"), "--quiet",
-                "--summary-json", str(d / "s.json")]
-        for label, cmd in (("no dashboard", [*base, "--no-dashboard"]),
-                           ("dashboard (pty)", None)):
+        cases = []
+        for prec in precisions:
+            base = [sys.executable, "-m", "streamcount", "run", str(src), "--model", model,
+                    "--precision", prec, "--csv", str(d / "c.csv"), "--video",
+                    str(d / "o.mp4"), "--quiet", "--summary-json", str(d / "s.json")]
+            cases += [(f"{prec}, no dashboard", [*base, "--no-dashboard"], base),
+                      (f"{prec}, dashboard (pty)", None, base)]
+        for label, cmd, base in cases:
             if cmd is None:
                 if not shutil.which("script"):
                     continue
@@ -321,7 +372,8 @@ def e2e_cases(model: str, n_frames: int) -> list[dict]:
             rows_csv = len((d / "c.csv").read_text().splitlines()) - 1
             cap = cv2.VideoCapture(str(d / "o.mp4"))
             nvid = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            rows.append({"case": f"e2e streamcount run 640x480 ({label}), {model}",
+            rows.append({"case": f"e2e streamcount run 640x480 ({label}), {model} "
+                                 f"[{s.get('precision', '?')}]",
                          "path": f"run-{s['provider']}", "frames": len(frames),
                          "csv_rows": rows_csv, "video_frames": nvid,
                          "e2e_fps": s["e2e_fps"], "engine_fps": s["engine_fps"],

@@ -133,7 +133,25 @@ class Overlay:
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float,
           colour: tuple[int, int, int] = (255, 255, 255)) -> None:
-    """Text with a dark outline, readable on any background."""
+    """Text with a dark outline, readable on any background.
+
+    The outline is the same glyphs at the same thickness drawn one pixel off in each direction:
+    a thicker outline pass has other glyph widths in OpenCV 5, which doubles the letters.
+    """
     thick = max(1, round(scale * 2))
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    x, y = org
+    for dx, dy in _OUTLINE:
+        cv2.putText(img, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                    thick, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+
+
+def text_box(text: str, scale: float) -> tuple[int, int]:
+    """Width and height (above the baseline) that :func:`_text` draws ``text`` in, outline
+    excluded: what ``cv2.getTextSize`` says for its font, scale and thickness."""
+    thick = max(1, round(scale * 2))
+    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    return w, h
+
+
+_OUTLINE = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))

@@ -33,6 +33,23 @@ import numpy as np
 
 from streamcount.errors import InputError
 
+_FILE_KEYS = ("frame_size", "roi", "zones")
+_ZONE_KEYS = ("name", "polygon", "alerts")
+_ALERT_KEYS = ("above", "below", "for")
+
+
+def _number(rule: dict[str, Any], key: str, source: str, zone: str) -> float | None:
+    """A finite number from an alert rule, None when absent; anything else is an error."""
+    import math
+
+    if key not in rule:
+        return None
+    v = rule[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise InputError(f"{source}: zone '{zone}': alert '{key}' must be a finite number, "
+                         f"got {v!r}")
+    return float(v)
+
 
 @dataclass
 class AlertRule:
@@ -126,6 +143,13 @@ class ZoneSet:
         """Build from the parsed file content; every problem is one clear :class:`InputError`."""
         if not isinstance(data, dict):
             raise InputError(f"{source}: expected an object with 'zones' (and optional 'roi')")
+        unknown = sorted(str(k) for k in data if k not in _FILE_KEYS)
+        if unknown:
+            raise InputError(f"{source}: unknown key(s) {', '.join(unknown)} in a zone file "
+                             f"(allowed: {', '.join(_FILE_KEYS)}); see docs/zones.md")
+        if not data.get("zones") and data.get("roi") is None:
+            raise InputError(f"{source}: no zones and no roi: nothing to count in; add a "
+                             "'zones' list (see docs/zones.md)")
         raw_zones = data.get("zones", [])
         if not isinstance(raw_zones, list):
             raise InputError(f"{source}: 'zones' must be a list")
@@ -133,6 +157,10 @@ class ZoneSet:
         for i, z in enumerate(raw_zones):
             if not isinstance(z, dict) or "polygon" not in z:
                 raise InputError(f"{source}: zone #{i + 1} needs a 'polygon'")
+            bad = sorted(str(k) for k in z if k not in _ZONE_KEYS)
+            if bad:
+                raise InputError(f"{source}: zone #{i + 1}: unknown key(s) {', '.join(bad)} "
+                                 f"(allowed: {', '.join(_ZONE_KEYS)})")
             name = str(z.get("name", f"zone{i + 1}"))
             if name in {q.name for q in zones}:
                 raise InputError(f"{source}: zone name '{name}' is used twice")
@@ -140,7 +168,15 @@ class ZoneSet:
             for a in z.get("alerts", []) or []:
                 if not isinstance(a, dict) or ("above" not in a and "below" not in a):
                     raise InputError(f"{source}: zone '{name}': an alert needs 'above' or 'below'")
-                rules.append(AlertRule(a.get("above"), a.get("below"), float(a.get("for", 0))))
+                bad = sorted(str(k) for k in a if k not in _ALERT_KEYS)
+                if bad:
+                    raise InputError(f"{source}: zone '{name}': unknown alert key(s) "
+                                     f"{', '.join(bad)} (allowed: {', '.join(_ALERT_KEYS)})")
+                above, below, hold = (_number(a, k, source, name) for k in ("above", "below",
+                                                                              "for"))
+                if hold is not None and hold < 0:
+                    raise InputError(f"{source}: zone '{name}': alert 'for' must be >= 0 seconds")
+                rules.append(AlertRule(above, below, hold or 0.0))
             zones.append(Zone(name, _polygon(z["polygon"], f"zone '{name}'", source), rules))
         roi = _polygon(data["roi"], "roi", source) if data.get("roi") is not None else None
         size = data.get("frame_size")

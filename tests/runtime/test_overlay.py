@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from streamcount.overlay import Overlay
 from streamcount.zones import ZoneSet
@@ -32,3 +33,21 @@ def test_zone_outlines_drawn() -> None:
 def test_density_of_another_size_is_resized() -> None:
     out = Overlay().draw(np.zeros((48, 64, 3), np.uint8), np.ones((12, 16), np.float32), 1.0)
     assert out.shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("text,scale", [("count 12.3 (smoothed 11.9)  24.8 fps", 0.7),
+                                        ("entrance: 4.2", 0.48), ("pets2009_s2l1", 1.1)])
+def test_text_outline_has_the_glyph_widths_of_the_text(text: str, scale: float) -> None:
+    """The outline and the fill are one set of glyphs: no double-printed letters."""
+    import cv2
+
+    from streamcount.overlay import _text, text_box
+
+    img = np.full((120, 900, 3), 128, np.uint8)
+    _text(img, text, (10, 60), scale, (255, 255, 255))
+    w, _ = text_box(text, scale)
+    for mask in (img[..., 0] < 40, img[..., 0] > 215):  # the outline, then the fill
+        xs = np.nonzero(mask.any(axis=0))[0]
+        drawn = xs.max() - xs.min() + 1
+        assert abs(drawn - w) <= 4, (drawn, w)
+    assert cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > 0

@@ -66,3 +66,33 @@ def test_yaml_zone_file(tmp_path: Path) -> None:
     p.write_text(yaml.safe_dump(template(64, 48)))
     assert ZoneSet.load(p).names == ["left", "right"]
     assert json.loads(json.dumps(template(64, 48)))["frame_size"] == [64, 48]
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"zone": [{"name": "a", "polygon": [[0, 0], [4, 0], [4, 4]]}]}, "unknown key.*zone"),
+    ({"sources": [{"url": "cam.mp4"}], "cluster": {}}, "unknown key.*cluster, sources"),
+    ({}, "no zones and no roi"),
+    ({"zones": [{"name": "a", "polygon": [[0, 0], [4, 0], [4, 4]], "alert": []}]},
+     "unknown key.*alert"),
+    ({"zones": [{"name": "a", "polygon": [[0, 0], [4, 0], [4, 4]],
+                 "alerts": [{"above": None}]}]}, "finite number"),
+    ({"zones": [{"name": "a", "polygon": [[0, 0], [4, 0], [4, 4]],
+                 "alerts": [{"above": "1"}]}]}, "finite number"),
+    ({"zones": [{"name": "a", "polygon": [[0, 0], [4, 0], [4, 4]],
+                 "alerts": [{"above": float("nan")}]}]}, "finite number"),
+    ({"zones": [{"name": "a", "polygon": [[0, 0], [4, 0], [4, 4]],
+                 "alerts": [{"above": 3, "for": -1}]}]}, "'for' must be >= 0"),
+    ({"zones": [{"name": "a", "polygon": [[0, 0], [4, 0], [4, 4]],
+                 "alerts": [{"above": 3, "fro": 2}]}]}, "unknown alert key.*fro"),
+])  # fmt: skip
+def test_zone_files_with_wrong_keys_or_values_are_refused(data: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        ZoneSet.from_dict(data, source="z.json")
+
+
+def test_the_example_fleet_file_is_not_a_zone_file() -> None:
+    from pathlib import Path
+
+    fleet = Path(__file__).resolve().parents[2] / "examples" / "fleet.yaml"
+    with pytest.raises(InputError, match="unknown key"):
+        ZoneSet.load(fleet)
