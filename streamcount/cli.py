@@ -92,7 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # `streamcount run --csv - | head`: the reader had enough
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
         return 0
     except OSError as exc:  # not wrapped by a command: most often a full disk or a lost output
         if args.debug:

@@ -279,7 +279,9 @@ def write_all(sinks: Sequence[Sink], res: Result) -> None:
     for sink in sinks:
         try:
             sink.write(res)
-        except OSError as exc:  # full disk, removed folder, closed pipe
+        except BrokenPipeError:  # the reader of a pipe went away (`| head`): stop quietly
+            raise
+        except OSError as exc:  # full disk, removed folder
             where = getattr(sink, "path", type(sink).__name__)
             raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from exc
 

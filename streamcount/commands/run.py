@@ -78,6 +78,13 @@ class RunConfig:
         kw["dashboard"] = not args.no_dashboard
         return cls(**kw)
 
+    @property
+    def writes_stdout(self) -> bool:
+        """True when an output goes to standard output (``-``): no dashboard there."""
+        names = {"-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"}
+        return any(p is not None and str(p) in names
+                   for p in (self.csv, self.jsonl, self.aggregate_out))
+
     def validate(self) -> None:
         """Raise :class:`InputError` for impossible combinations, one line each."""
         if self.batch < 1:
@@ -92,8 +99,23 @@ class RunConfig:
             raise InputError("--reconnect-max must be >= 0")
         if self.timeout <= 0:
             raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
+        if self.input_scale is not None and not 0.05 <= self.input_scale <= 4.0:
+            raise InputError(f"--input-scale must be between 0.05 and 4, got {self.input_scale}")
+        piped = [name for name, path in (("--csv", self.csv), ("--jsonl", self.jsonl),
+                                         ("--aggregate-out", self.aggregate_out))
+                 if path is not None and str(path) == "-"]
+        if len(piped) > 1:
+            raise InputError(f"{' and '.join(piped)} both write to standard output ('-'): "
+                             "send one of them to a file")
+        for name, path in (("--video", self.video), ("--events", self.events),
+                           ("--plot", self.plot), ("--summary-json", self.summary_json)):
+            if path is not None and str(path) == "-":
+                raise InputError(f"{name} cannot write to standard output: give a file name")
         if self.aggregate and not self.aggregate_out:
-            raise InputError("--aggregate needs --aggregate-out FILE.csv for its rows")
+            if self.csv is None or str(self.csv) == "-":
+                raise InputError("--aggregate needs --aggregate-out FILE.csv for its rows "
+                                 "(or --csv FILE, beside which they go)")
+            self.aggregate_out = self.csv.with_name(f"{self.csv.stem}_aggregate.csv")
         if self.aggregate_out and not self.aggregate:
             self.aggregate = "60s"
 
@@ -266,7 +288,7 @@ def run_config(cfg: RunConfig) -> int:
                 cv2.destroyAllWindows()
         pipe.join()
     if not cfg.quiet:
-        _summary(pipe, counter)
+        _summary(pipe, counter, to_stderr=cfg.writes_stdout)
     if cfg.summary_json:
         _write_summary_json(cfg.summary_json, pipe, counter)
     if interrupted.is_set():
@@ -346,7 +368,8 @@ def _install_signals(pipe: object, interrupted: threading.Event):
 
 
 def _main_loop(pipe: object, cfg: RunConfig, counter: object, show: bool) -> None:
-    use_dash = cfg.dashboard and not cfg.quiet and sys.stdout.isatty()
+    use_dash = (cfg.dashboard and not cfg.quiet and sys.stdout.isatty()
+                and not cfg.writes_stdout)
     period = 0.03 if show else 0.25
     live = None
     if use_dash:
@@ -401,7 +424,7 @@ def _write_summary_json(path: Path, pipe: object, counter: object) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _summary(pipe: object, counter: object) -> None:
+def _summary(pipe: object, counter: object, to_stderr: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -415,7 +438,7 @@ def _summary(pipe: object, counter: object) -> None:
         t.add_row(st.name, str(st.processed), str(st.skipped), str(st.corrupt),
                   str(st.reconnects), f"{st.mean_count:.2f}", f"{st.count_max:.2f}",
                   f"{st.overall_fps:.1f}")
-    con = Console()
+    con = Console(stderr=to_stderr)  # rows on stdout stay clean for a pipe
     con.print(t)
     con.print(f"end-to-end {pipe.e2e_fps:.1f} fps, engine alone {pipe.engine_fps:.1f} fps "  # type: ignore[attr-defined]
               f"({pipe.wall_seconds:.1f} s)")  # type: ignore[attr-defined]

@@ -58,6 +58,8 @@ def check_writable(path: Path, what: str = "output") -> None:
         ...
         streamcount.errors.OutputError: cannot write output /nonexistent-dir/x.csv: ...
     """
+    if is_stdout(path):
+        return
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise OutputError(f"cannot write {what} {path}: it is a folder; give a file name")
@@ -84,26 +86,46 @@ class TextFileSink(Sink):
         self.append = append
         self.fh = None
         self.rows = 0
+        self._fresh = False
 
     def open(self) -> None:
-        """Create (or append to) the file; one :class:`OutputError` line when it cannot."""
+        """Create (or append to) the file; one :class:`OutputError` line when it cannot.
+
+        ``-`` is standard output (kept open at close); pipes and ``/dev/stdout`` work too.
+        """
+        try:
+            self._fresh = not self.append or self.path.stat().st_size == 0
+        except OSError:
+            self._fresh = True
         self.fh = open_text(self.path, self.kind, self.append)
 
     @property
     def fresh(self) -> bool:
-        """True when the open file was empty (a header is due)."""
-        return self.fh is not None and self.fh.tell() == 0
+        """True when the open file was empty (a header is due); no seeking, so pipes work."""
+        return self.fh is not None and self._fresh and self.rows == 0
 
     def close(self) -> None:
-        """Close the file; safe to call twice."""
+        """Close the file (standard output is only flushed); safe to call twice."""
         if self.fh is not None:
-            self.fh.close()
+            if is_stdout(self.path):
+                self.fh.flush()
+            else:
+                self.fh.close()
             self.fh = None
+
+
+def is_stdout(path: str | Path | None) -> bool:
+    """True for ``-``, the conventional name of standard output."""
+    return path is not None and str(path) == "-"
 
 
 def open_text(path: Path, what: str, append: bool = False):
     """Open ``path`` for writing (or appending) text, line-buffered, or raise one
-    :class:`OutputError` line."""
+    :class:`OutputError` line. ``-`` gives standard output."""
+    if is_stdout(path):
+        import sys
+
+        return sys.stdout
     check_writable(path, what)
     try:
         return path.open("a" if append else "w", encoding="utf-8", newline="", buffering=1)
@@ -121,4 +143,4 @@ def suffixed(path: Path, suffix: str) -> Path:
     return path.with_name(f"{path.stem}_{suffix}{path.suffix}")
 
 
-__all__ = ["Sink", "check_writable", "open_text", "suffixed"]
+__all__ = ["Sink", "check_writable", "is_stdout", "open_text", "suffixed"]

@@ -162,3 +162,52 @@ def test_full_disk_is_one_line_exit_7(tiny_model: Path, flag: str, capsys) -> No
                "--no-dashboard", "--max-frames", "3", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 7 and "No space left on device" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag,target", [("--jsonl", "-"), ("--csv", "-"),
+                                         ("--csv", "/dev/stdout")])
+def test_rows_go_to_standard_output_for_pipes(tmp_path: Path, tiny_model: Path, flag: str,
+                                              target: str) -> None:
+    v = write_video(tmp_path / "v.mp4", n=12, w=160, h=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "streamcount", "run", str(v), "--model", str(tiny_model), flag,
+         target, "--batch", "4"], capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # stdout is a pipe here, as in `streamcount run ... | jq`
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    if flag == "--jsonl":
+        assert [json.loads(x)["frame"] for x in lines] == list(range(12))
+    else:
+        rows = list(csv.DictReader(lines))
+        assert [int(r["frame"]) for r in rows] == list(range(12))
+    assert "end-to-end" in out.stderr and "end-to-end" not in out.stdout
+
+
+def test_a_closed_pipe_ends_the_run_quietly(tmp_path: Path, tiny_model: Path) -> None:
+    v = write_video(tmp_path / "v.mp4", n=200, w=160, h=120)
+    cmd = (f"{sys.executable} -m streamcount run {v} --model {tiny_model} --jsonl - --quiet "
+           "| head -n 2")
+    out = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True,
+                         text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
+    assert "error" not in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--csv", "-", "--jsonl", "-"], "both write to standard output"),
+    (["--video", "-"], "cannot write to standard output"),
+    (["--aggregate", "5s"], "needs --aggregate-out"),
+    (["--input-scale", "40"], "between 0.05 and 4"),
+])  # fmt: skip
+def test_impossible_output_combinations_are_one_line(tmp_path: Path, tiny_model: Path,
+                                                     args: list, match: str, capsys) -> None:
+    v = write_video(tmp_path / "v.mp4", n=3, w=64, h=48)
+    assert main(["run", str(v), "--model", str(tiny_model), "--no-dashboard", *args]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_aggregate_rows_default_beside_the_csv(tmp_path: Path, tiny_model: Path) -> None:
+    v = write_video(tmp_path / "v.mp4", n=30, w=64, h=48)
+    rc = main(["run", str(v), "--model", str(tiny_model), "--no-dashboard", "--quiet",
+               "--csv", str(tmp_path / "c.csv"), "--aggregate", "1s"])
+    assert rc == 0 and (tmp_path / "c_aggregate.csv").read_text().count("\n") >= 2
