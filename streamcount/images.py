@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 from streamcount.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
+                  ".wmv", ".flv")
 MAX_PIXELS = 20000 * 20000
 
 
@@ -31,6 +34,9 @@ def expand_paths(items: Sequence[str]) -> list[Path]:
                 raise InputError(f"no images in folder {p} (looked for {kinds})")
             out.extend(files)
         elif p.is_file():
+            if p.suffix.lower() in VIDEO_SUFFIXES:
+                raise InputError(f"{p} is a video: `count` takes images; use "
+                                 f"`streamcount run {p}` for videos")
             out.append(p)
         elif any(ch in item for ch in "*?["):
             files = sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
@@ -39,7 +45,15 @@ def expand_paths(items: Sequence[str]) -> list[Path]:
             out.extend(files)
         else:
             raise InputError(f"no such file or folder: {item}")
-    return out
+    # one entry per real file: `**` follows symlinked folders, loops included
+    seen: set[str] = set()
+    unique = []
+    for f in out:
+        real = os.path.realpath(f)
+        if real not in seen:
+            seen.add(real)
+            unique.append(f)
+    return unique
 
 
 def read_image(path: Path) -> np.ndarray:

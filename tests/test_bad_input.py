@@ -225,3 +225,39 @@ def test_bad_input_is_one_line(bad: dict, argv: list, codes: set[int], needle: s
 def test_the_suite_is_big_enough() -> None:
     assert len(CASES) >= 30  # plus the two mismatched-checkpoint cases above
     assert {c[1][0] for c in CASES} >= {"prepare", "train", "evaluate", "export", "count", "run"}
+
+
+
+def test_checkpoint_as_model_says_export_it_first(tmp_path: Path, capsys) -> None:
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"not really")
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((16, 16, 3), np.uint8))
+    assert main(["count", str(img), "--model", str(ckpt)]) == 4
+    err = capsys.readouterr().err
+    assert "export it first" in err and "Traceback" not in err
+
+
+def test_count_on_a_video_says_use_run(capsys) -> None:
+    clip = Path(__file__).resolve().parents[1] / "examples" / "pets2009_s2l1.mp4"
+    assert main(["count", str(clip)]) == 2
+    assert "use `streamcount run" in capsys.readouterr().err
+
+
+def test_glob_through_a_symlink_loop_counts_each_image_once(tmp_path: Path, capsys) -> None:
+    d = tmp_path / "loop"
+    d.mkdir()
+    cv2.imwrite(str(d / "a.png"), np.zeros((16, 16, 3), np.uint8))
+    (d / "again").symlink_to(d, target_is_directory=True)
+    assert main(["count", f"{d}/**/*.png", "--json", "--model", "cells"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+
+
+def test_run_help_names_every_bundled_model(capsys) -> None:
+    from streamcount.models import bundled_models
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in bundled_models():
+        assert name in text

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from streamcount.errors import InputError, OutputError
+from streamcount.models import DEFAULT_MODEL, model_help
 from streamcount.precision import PRECISIONS
 
 HELP = "count objects in images, folders or globs with a bundled or exported model"
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``streamcount count``."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="images, folders or glob patterns")
-    p.add_argument("--model", default="crowd", help="bundled name (crowd, mall, cells) or .onnx")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=model_help())
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
     p.add_argument("--precision", default="auto", choices=list(PRECISIONS),

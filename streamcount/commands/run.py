@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
+from streamcount.models import DEFAULT_MODEL, model_help
 from streamcount.precision import PRECISIONS
 
 HELP = "count live: webcams, video files, RTSP/HTTP streams, image folders (dashboard, outputs)"
@@ -36,7 +37,7 @@ class RunConfig:
     """Everything ``streamcount run`` does, filled from the CLI flags (defaults = flag defaults)."""
 
     sources: list[str] = field(default_factory=list)
-    model: str = "crowd"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
     threads: int = 0
     precision: str = "auto"
@@ -126,7 +127,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="webcam index (0), video file, rtsp:// or http(s):// URL, image folder "
                         "or glob; several run side by side (default: the bundled example clip)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="crowd", help="bundled name (crowd, mall, cells) or .onnx")
+    g.add_argument("--model", default=DEFAULT_MODEL, help=model_help())
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     g.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
     g.add_argument("--precision", default="auto", choices=list(PRECISIONS),

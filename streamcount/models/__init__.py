@@ -21,6 +21,11 @@ def bundled_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(MODELS_DIR.glob("*.onnx"))}
 
 
+def model_help() -> str:
+    """The ``--model`` help text, naming every bundled model."""
+    return f"bundled name ({', '.join(bundled_models())}; default {DEFAULT_MODEL}) or .onnx"
+
+
 def int8_variant(model: str | Path) -> Path | None:
     """The int8 variant shipped beside a bundled model (``models/int8/NAME.onnx``), if any."""
     text = str(model)
@@ -44,6 +49,9 @@ def resolve_model(model: str | Path) -> Path:
     """
     text = str(model)
     path = Path(text).expanduser()
+    if path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+        raise ModelError(f"{path} is a training checkpoint, not an ONNX model: export it first "
+                         f"(streamcount export {path} --out {path.with_suffix('.onnx')})")
     if path.suffix.lower() == ".onnx" or path.parent != Path("."):
         if not path.is_file():
             raise InputError(f"model file not found: {path}")
