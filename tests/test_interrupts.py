@@ -154,3 +154,32 @@ def test_interrupt_wins_over_a_library_error(swallow: bool) -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with pytest.raises(ValueError), interrupt_wins():  # no SIGINT: errors pass through
         raise ValueError("a real error")
+
+
+def test_ctrl_c_during_count_keeps_the_table(tmp_path: Path) -> None:
+    """The images counted before Ctrl-C are printed, then exit 130 with one line."""
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    big = np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), np.uint8)
+    for i in range(60):
+        cv2.imwrite(str(imgs / f"{i:03d}.jpg"), big)
+    model = make_tiny_model(tmp_path / "tiny.onnx")
+    out = tmp_path / "table.txt"
+    with out.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "streamcount", "count", str(imgs),
+                                 "--model", str(model)], cwd=REPO, stdout=fh,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "COLUMNS": "200"})
+        time.sleep(0.2)
+        deadline = time.time() + 60
+        while not _catches_sigint(proc.pid) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)  # some images counted
+        assert proc.poll() is None, "finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    table = out.read_text()
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert re.search(r"interrupted after \d+ of 60 images", err)
+    rows = re.findall(r"\d{3}\.jpg", table)
+    assert 1 <= len(rows) < 60 and "images, total count" in table

@@ -8,7 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from streamcount.errors import InputError, OutputError
+import numpy as np
+
+from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError
 from streamcount.models import DEFAULT_MODEL, model_help
 from streamcount.precision import PRECISIONS
 
@@ -37,16 +39,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Count each image; a table (or JSON lines) and the total."""
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.table import Table
 
     from streamcount.engine import Counter
     from streamcount.images import expand_paths, iter_images
     from streamcount.zones import ZoneSet
 
-    paths = expand_paths(args.paths)
-    zones = ZoneSet.load(args.zones) if args.zones else ZoneSet.empty()
     counter = Counter(args.model, device=args.device, threads=args.threads,
                       precision=args.precision, input_scale=args.input_scale)
+    paths = expand_paths(args.paths)
+    zones = ZoneSet.load(args.zones) if args.zones else ZoneSet.empty()
     overlay = None
     if args.save_density:
         from streamcount.overlay import Overlay
@@ -64,41 +74,69 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(name, justify="right")
     total, n_ok, n_bad = 0.0, 0, 0
     first_bad = ""
-    for path, img in iter_images(paths):
-        if isinstance(img, InputError):
-            n_bad += 1
-            first_bad = first_bad or img.message
+    pending: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> None:
+        nonlocal total, n_ok
+        results = counter.count_batch([img for _, img in pending])
+        for (path, img), res in zip(pending, results, strict=True):
+            density = zones.apply_roi(res.density)
+            count = float(density.sum()) if zones.roi is not None else res.count
+            zc = zones.counts(density)
+            total += count
+            n_ok += 1
             if args.json:
-                print(json.dumps({"path": str(path), "error": img.message}), flush=True)
+                rec = {"path": str(path), "count": round(count, 3)}
+                if zc:
+                    rec["zones"] = {k: round(v, 3) for k, v in zc.items()}
+                print(json.dumps(rec), flush=True)
             else:
-                err.print(f"skipped: {img.message}")
-            continue
-        res = counter.count(img)
-        density = zones.apply_roi(res.density)
-        count = float(density.sum()) if zones.roi is not None else res.count
-        zc = zones.counts(density)
-        total += count
-        n_ok += 1
-        if args.json:
-            rec = {"path": str(path), "count": round(count, 3)}
-            if zc:
-                rec["zones"] = {k: round(v, 3) for k, v in zc.items()}
-            print(json.dumps(rec), flush=True)
-        else:
-            table.add_row(str(path), f"{count:.1f}", *(f"{v:.1f}" for v in zc.values()))
-        if overlay is not None:
-            import cv2
+                table.add_row(str(path), f"{count:.1f}", *(f"{v:.1f}" for v in zc.values()))
+            if overlay is not None:
+                import cv2
 
-            from streamcount.preprocess import to_bgr8
+                from streamcount.preprocess import to_bgr8
 
-            out = args.save_density / f"{path.stem}_density.png"
-            vis = overlay.draw(to_bgr8(img, 3), density, count, zones=zones)
-            if not cv2.imwrite(str(out), vis):
-                raise OutputError(f"cannot write {out}")
+                out = args.save_density / f"{path.stem}_density.png"
+                vis = overlay.draw(to_bgr8(img, 3), density, count, zones=zones)
+                if not cv2.imwrite(str(out), vis):
+                    raise OutputError(f"cannot write {out}")
+        pending.clear()
+
+    interrupted = False
+    progress = Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+                        disable=len(paths) < 2)
+    try:
+        with progress:
+            task = progress.add_task("count", total=len(paths))
+            for path, img in iter_images(paths):
+                if isinstance(img, InputError):
+                    n_bad += 1
+                    first_bad = first_bad or img.message
+                    if args.json:
+                        print(json.dumps({"path": str(path), "error": img.message}), flush=True)
+                    else:
+                        progress.console.print(f"skipped: {img.message}", markup=False)
+                    progress.advance(task)
+                    continue
+                if pending and pending[0][1].shape != img.shape:
+                    flush()
+                pending.append((path, img))
+                if len(pending) >= max(1, args.batch):
+                    flush()
+                progress.advance(task)
+            if pending:
+                flush()
+    except KeyboardInterrupt:  # keep what was counted: print the table, then exit 130
+        interrupted = True
     if not args.json:
         Console().print(table)
         Console().print(f"[bold]{n_ok}[/] images, total count [bold]{total:.1f}[/]"
                         + (f", {n_bad} unreadable" if n_bad else ""))
+    if interrupted:
+        print(f"interrupted after {n_ok + n_bad} of {len(paths)} images", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if n_ok == 0:
         print(f"error: none of the {n_bad} image(s) could be read; first: {first_bad}",
               file=sys.stderr)
