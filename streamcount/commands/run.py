@@ -43,6 +43,7 @@ class RunConfig:
     precision: str = "auto"
     input_scale: float | None = None
     mode: str | None = None
+    realtime: bool = False
     batch: int = 8
     max_fps: float | None = None
     stride: int = 1
@@ -140,6 +141,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=["live", "file"],
                    help="live: newest frame wins (webcams, URLs); file: every frame, batched "
                         "(files, folders). Default: by source type")
+    g.add_argument("--realtime", action="store_true",
+                   help="play files at their own frame rate, as a camera would deliver them (the "
+                        "default for the example clip on a terminal); frames the engine cannot "
+                        "keep up with are skipped")
     g.add_argument("--batch", type=int, default=8, help="frames per engine call in file mode")
     g.add_argument("--max-fps", type=float, help="process at most N frames/s per source")
     g.add_argument("--stride", type=int, default=1, help="process every Nth frame")
@@ -225,7 +230,14 @@ def run_config(cfg: RunConfig) -> int:
             raise InputError(f"no SOURCE given and the example clip {clip} is missing; give a "
                              "video file, folder, webcam index or URL")
         specs = [str(clip)]
-    opts = SourceOptions(mode=cfg.mode, stride=cfg.stride, reconnect_max=cfg.reconnect_max,
+        if cfg.mode is None and sys.stdout.isatty():  # the demo: something a person can watch
+            cfg.realtime = True
+    mode = cfg.mode
+    if cfg.realtime:
+        if cfg.mode == "file":
+            raise InputError("--realtime and --mode file contradict each other: pick one")
+        mode = "live"
+    opts = SourceOptions(mode=mode, stride=cfg.stride, reconnect_max=cfg.reconnect_max,
                          backoff_base=cfg.reconnect_backoff, fps=cfg.fps,
                          open_timeout_s=cfg.timeout)
     sources = []

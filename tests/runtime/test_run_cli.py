@@ -211,3 +211,16 @@ def test_aggregate_rows_default_beside_the_csv(tmp_path: Path, tiny_model: Path)
     rc = main(["run", str(v), "--model", str(tiny_model), "--no-dashboard", "--quiet",
                "--csv", str(tmp_path / "c.csv"), "--aggregate", "1s"])
     assert rc == 0 and (tmp_path / "c_aggregate.csv").read_text().count("\n") >= 2
+
+
+def test_realtime_plays_a_file_at_its_own_frame_rate(tmp_path: Path, tiny_model: Path) -> None:
+    v = write_video(tmp_path / "v.mp4", n=15, w=64, h=48)  # 10 fps: 1.4 s of video
+    fps = __import__("cv2").VideoCapture(str(v)).get(5)
+    t0 = time.perf_counter()
+    rc = main(["run", str(v), "--model", str(tiny_model), "--no-dashboard", "--quiet",
+               "--realtime", "--csv", str(tmp_path / "c.csv")])
+    took = time.perf_counter() - t0
+    assert rc == 0 and took >= 0.9 * 14 / fps  # never faster than the video itself
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert 1 <= len(rows) <= 15
+    assert main(["run", str(v), "--model", str(tiny_model), "--realtime", "--mode", "file"]) == 2
