@@ -1,7 +1,8 @@
 """Threshold alerts per zone: a count above or below a value for N seconds.
 
 An alert *starts* when its condition has held for ``seconds`` of stream time and *ends* when
-the condition stops holding. Events go to the dashboard, an optional JSONL event log
+the condition has stopped holding for ``clear`` seconds (1 by default: a count hovering at the
+threshold does not flap). Events go to the dashboard, an optional JSONL event log
 (``--events``) and an optional command (``--on-alert``), run with the event as environment
 variables (``STREAMCOUNT_EVENT``, ``STREAMCOUNT_SOURCE``, ``STREAMCOUNT_ZONE``,
 ``STREAMCOUNT_COUNT``, ``STREAMCOUNT_THRESHOLD``, ``STREAMCOUNT_RULE``, ``STREAMCOUNT_TIME``).
@@ -11,7 +12,7 @@ Example:
     >>> mon = AlertMonitor("cam", {"door": [AlertRule(above=5, seconds=2)]})
     >>> [e.event for t in (0, 1, 2, 3) for e in mon.update({"door": 9.0}, float(t), 0.0)]
     ['start']
-    >>> [e.event for e in mon.update({"door": 1.0}, 4.0, 0.0)]
+    >>> [e.event for t in (4.0, 4.5, 5.0) for e in mon.update({"door": 1.0}, t, 0.0)]
     ['end']
 """
 
@@ -68,6 +69,7 @@ class _RuleState:
     def __init__(self, rule: AlertRule) -> None:
         self.rule = rule
         self.since: float | None = None
+        self.clear_since: float | None = None
         self.active = False
 
 
@@ -101,6 +103,7 @@ class AlertMonitor:
                     hit = value > r.above or value < r.below
                 key = (zone, kind, float(thr))
                 if hit:
+                    st.clear_since = None
                     if st.since is None:
                         st.since = stream_time
                     if not st.active and stream_time - st.since >= r.seconds:
@@ -111,8 +114,11 @@ class AlertMonitor:
                         events.append(ev)
                 else:
                     st.since = None
-                    if st.active:
+                    if st.active and st.clear_since is None:
+                        st.clear_since = stream_time
+                    if st.active and stream_time - st.clear_since >= r.clear:  # type: ignore[operator]
                         st.active = False
+                        st.clear_since = None
                         self.active.pop(key, None)
                         events.append(AlertEvent("end", self.source, zone, kind, float(thr),
                                                  r.seconds, value, stream_time, wall_time))

@@ -35,7 +35,7 @@ from streamcount.errors import InputError
 
 _FILE_KEYS = ("frame_size", "roi", "zones")
 _ZONE_KEYS = ("name", "polygon", "alerts")
-_ALERT_KEYS = ("above", "below", "for")
+_ALERT_KEYS = ("above", "below", "for", "clear")
 
 
 def _number(rule: dict[str, Any], key: str, source: str, zone: str) -> float | None:
@@ -53,11 +53,20 @@ def _number(rule: dict[str, Any], key: str, source: str, zone: str) -> float | N
 
 @dataclass
 class AlertRule:
-    """Raise an alert when a zone's (smoothed) count stays above/below a value for N seconds."""
+    """Raise an alert when a zone's (smoothed) count stays above/below a value for N seconds.
+
+    Attributes:
+        above: Fire while the count is above this.
+        below: Fire while the count is below this (both: outside the band).
+        seconds: How long the condition must hold before the alert starts.
+        clear: How long it must stop holding before the alert ends (no flapping on a count
+            that hovers at the threshold).
+    """
 
     above: float | None = None
     below: float | None = None
     seconds: float = 0.0
+    clear: float = 1.0
 
 
 @dataclass
@@ -172,11 +181,14 @@ class ZoneSet:
                 if bad:
                     raise InputError(f"{source}: zone '{name}': unknown alert key(s) "
                                      f"{', '.join(bad)} (allowed: {', '.join(_ALERT_KEYS)})")
-                above, below, hold = (_number(a, k, source, name) for k in ("above", "below",
-                                                                              "for"))
-                if hold is not None and hold < 0:
-                    raise InputError(f"{source}: zone '{name}': alert 'for' must be >= 0 seconds")
-                rules.append(AlertRule(above, below, hold or 0.0))
+                above, below, hold, clear = (_number(a, k, source, name)
+                                             for k in ("above", "below", "for", "clear"))
+                for key, v in (("for", hold), ("clear", clear)):
+                    if v is not None and v < 0:
+                        raise InputError(f"{source}: zone '{name}': alert '{key}' must be >= 0 "
+                                         "seconds")
+                rules.append(AlertRule(above, below, hold or 0.0,
+                                       1.0 if clear is None else clear))
             zones.append(Zone(name, _polygon(z["polygon"], f"zone '{name}'", source), rules))
         roi = _polygon(data["roi"], "roi", source) if data.get("roi") is not None else None
         size = data.get("frame_size")

@@ -107,7 +107,7 @@ def test_zones_roi_smoothing_and_alerts(tiny_model: Path) -> None:
     zones = ZoneSet.from_dict({
         "roi": [[0, 0], [16, 0], [16, 16], [0, 16]],
         "zones": [{"name": "left", "polygon": [[0, 0], [8, 0], [8, 16], [0, 16]],
-                   "alerts": [{"above": 0.01, "for": 0.2}]}],
+                   "alerts": [{"above": 0.01, "for": 0.2, "clear": 0}]}],
     })  # fmt: skip
     imgs = [np.full((16, 32, 3), 255 if i < 6 else 0, np.uint8) for i in range(10)]
     sink = Collect()

@@ -96,3 +96,18 @@ def test_the_example_fleet_file_is_not_a_zone_file() -> None:
     fleet = Path(__file__).resolve().parents[2] / "examples" / "fleet.yaml"
     with pytest.raises(InputError, match="unknown key"):
         ZoneSet.load(fleet)
+
+
+def test_an_alert_on_a_hovering_count_does_not_flap() -> None:
+    """A count that dips under the threshold for less than `clear` seconds keeps the alert."""
+    from streamcount.alerts import AlertMonitor
+    from streamcount.zones import AlertRule
+
+    mon = AlertMonitor("cam", {"door": [AlertRule(above=5, seconds=0.0, clear=1.0)]})
+    counts = [6, 4.9, 5.1, 4.8, 5.2, 4.9, 6, 3, 3, 3, 3, 3, 3]  # 0.2 s apart
+    events = [(e.event, round(t * 0.2, 1)) for t, c in enumerate(counts)
+              for e in mon.update({"door": c}, t * 0.2, 0.0)]
+    assert events == [("start", 0.0), ("end", 2.4)]  # one alert, ended 1 s after the last dip
+    flappy = AlertMonitor("cam", {"door": [AlertRule(above=5, seconds=0.0, clear=0.0)]})
+    n = sum(len(flappy.update({"door": c}, t * 0.2, 0.0)) for t, c in enumerate(counts))
+    assert n > 4  # without a clear time the same counts flap
