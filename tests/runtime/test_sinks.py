@@ -128,3 +128,37 @@ def test_metrics_endpoint(tmp_path: Path) -> None:
     text = body.decode()
     assert 'streamcount_count{source="a",zone="total"} 4.0' in text
     assert 'streamcount_reconnects_total{source="a"} 2.0' in text
+
+
+def _codec(path: Path) -> str:
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.name
+
+
+@pytest.mark.parametrize("size", [(64, 48), (63, 47)])  # odd sizes are padded for yuv420p
+def test_mp4_output_is_h264_that_players_read(tmp_path: Path, size: tuple[int, int]) -> None:
+    pytest.importorskip("av")
+    sink = VideoSink(tmp_path / "o.mp4", {"a": ("a", 10.0)})
+    w, h = size
+    with sink:
+        for i in range(12):
+            img = np.full((h, w, 3), 20 * i, np.uint8)
+            sink.write(Result(Frame("a", i, i / 10, 0.0, img), 1.0,
+                              np.zeros((h, w), np.float32), 1.0, 1.0, {}, {}))
+    assert _codec(tmp_path / "o.mp4") == "h264" and sink.codecs["a"] == "h264"
+    assert video_frames(tmp_path / "o.mp4") == 12  # OpenCV reads every frame back
+
+
+def test_without_h264_the_fallback_says_so(tmp_path: Path, monkeypatch, caplog) -> None:
+    import streamcount.sinks.video as video
+
+    monkeypatch.setattr(video, "h264_available", lambda: False)
+    sink = VideoSink(tmp_path / "o.mp4", {"a": ("a", 10.0)})
+    with caplog.at_level("WARNING"), sink:
+        img = np.zeros((48, 64, 3), np.uint8)
+        for i in range(3):
+            sink.write(Result(Frame("a", i, 0.0, 0.0, img), 1.0, np.zeros((48, 64), np.float32),
+                              1.0, 1.0, {}, {}))
+    assert sink.codecs["a"] == "mpeg4" and "no H.264 encoder" in caplog.text
+    assert video_frames(tmp_path / "o.mp4") == 3
