@@ -409,8 +409,9 @@ def write_markdown(result: dict, path: Path) -> None:
         lines.append(f"| {r['case']} | {r['path']} | {r.get('frame', '640x480')} | "
                      f"{r['model_input']} | {r['median_ms']} | {r['p95_ms']} | {r['fps']} | "
                      f"{g or ''} | {pct} | {pct16} |")
-    lines += ["", "End to end (`streamcount run` on a 640x480 mp4v file, annotated output written as H.264: decode, "
-              "pre-processing, inference, post-processing, overlay, CSV and video writing):", "",
+    lines += ["", "End to end (`streamcount run` on a 640x480 mp4v file, annotated output "
+              "written as H.264: decode, pre-processing, inference, post-processing, overlay, "
+              "CSV and video writing):", "",
               "| case | frames | CSV rows | video frames | end-to-end fps | engine fps "
               "| pipeline overhead |", "|---|---|---|---|---|---|---|"]
     for r in result["e2e"]:
