@@ -45,13 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamcount {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    # the same two flags after the subcommand (`streamcount run -v`); SUPPRESS keeps a value
+    # given before the subcommand when they are absent after it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:  # a module of a part that is not built yet or not installed
-            continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # no try/except: a command module that fails to import is a bug, reported as one, not
+        # a silently missing subcommand (their heavy imports happen inside run())
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser
@@ -74,7 +80,13 @@ def _setup_logging(verbose: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ImportError as exc:  # a broken install or a shadowing package: one line, not a trace
+        print(f"internal error: cannot load a streamcount command ({exc}); reinstall with "
+              "pip install -e . (a local package named like one of ours can shadow it)",
+              file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

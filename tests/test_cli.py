@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,10 @@ def test_full_stdout_is_one_line_exit_7(tiny_model, tmp_path) -> None:
         )  # fmt: skip
     assert out.returncode == 7
     assert "No space left on device" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("argv", [["-v", "info", "--json"], ["info", "-v", "--json"],
+                                  ["info", "--json", "--debug"]])
+def test_global_flags_work_after_the_subcommand_too(argv: list[str], capsys) -> None:
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["streamcount"]
