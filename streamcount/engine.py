@@ -38,11 +38,13 @@ class CountResult:
         count: Estimated number of objects (integral of the density).
         density: Density map in frame coordinates (``H x W`` float32), integrating to ``count``.
         latency_ms: Wall time of the engine call that produced it (the whole batch).
+        batch: Frames in that call.
     """
 
     count: float
     density: np.ndarray
     latency_ms: float
+    batch: int = 1
 
 
 class Counter:
@@ -147,6 +149,7 @@ class Counter:
         for r in results:
             assert r is not None
             r.latency_ms = ms
+            r.batch = len(frames)
         return results  # type: ignore[return-value]
 
     # -- internals ------------------------------------------------------------------------

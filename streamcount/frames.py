@@ -59,6 +59,8 @@ class Result:
         fps: End-to-end processed frames per second of this source at that moment.
         alerts: Alert events raised by this frame (see :mod:`streamcount.alerts`).
         annotated: The overlay image, filled in once by the output stage when a sink needs it.
+        batch: Frames in the engine call that held this frame (``latency_ms / batch`` is the
+            engine time per frame).
     """
 
     frame: Frame
@@ -71,6 +73,7 @@ class Result:
     fps: float = 0.0
     alerts: list = field(default_factory=list)
     annotated: np.ndarray | None = None
+    batch: int = 1
 
     @property
     def source(self) -> str:

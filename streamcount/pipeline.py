@@ -99,7 +99,7 @@ class SourceStats:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def latency_pct(self, q: float) -> float:
-        """A percentile (0-100) of recent engine latencies in ms (0 when none)."""
+        """A percentile (0-100) of recent engine times per frame in ms (0 when none)."""
         with self.lock:
             lat = list(self.latencies)
         return float(np.percentile(lat, q)) if lat else 0.0
@@ -108,7 +108,7 @@ class SourceStats:
         """Before the sinks: note the frame's count and latency, set ``res.fps``."""
         with self.lock:
             self.history.append(res.count)
-            self.latencies.append(res.latency_ms)
+            self.latencies.append(res.latency_ms / max(1, res.batch))
             t = self.times
             t.append(now)
             res.fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
@@ -517,6 +517,7 @@ class Pipeline:
         if limit and st.processed >= limit:
             return
         res = self.analyzers[name](frame, cr.density, cr.count, cr.latency_ms)  # type: ignore[attr-defined]
+        res.batch = int(getattr(cr, "batch", 1))
         st.tick(res, time.monotonic())
         if self.needs_overlay:
             res.annotated = self.overlays[name].draw(
