@@ -204,6 +204,14 @@ def run_config(cfg: RunConfig) -> int:
     from streamcount.sinks import check_writable
 
     cfg.validate()
+    if cfg.plot:  # before any output file exists: a missing extra must not leave empty files
+        from streamcount.errors import require
+
+        require("matplotlib", "plot")
+    if cfg.metrics_port is not None:
+        from streamcount.errors import require
+
+        require("prometheus_client", "metrics")
     for path, what in ((cfg.csv, "CSV"), (cfg.jsonl, "JSONL"), (cfg.aggregate_out, "aggregate"),
                        (cfg.plot, "plot"), (cfg.events, "event log"),
                        (cfg.summary_json, "summary")):

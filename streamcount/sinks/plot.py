@@ -23,6 +23,7 @@ class PlotSink(Sink):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.series: dict[str, tuple[list[float], list[float], list[float]]] = {}
+        self.zones: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
         self.written = False
 
     def open(self) -> None:
@@ -36,6 +37,11 @@ class PlotSink(Sink):
         t.append(result.stream_time)
         c.append(result.count)
         s.append(result.smoothed)
+        zones = self.zones.setdefault(result.source, {})
+        for name, value in result.zones_smoothed.items():
+            zt, zv = zones.setdefault(name, ([], []))
+            zt.append(result.stream_time)
+            zv.append(value)
 
     def close(self) -> None:
         """Draw and save the PNG (once)."""
@@ -46,10 +52,15 @@ class PlotSink(Sink):
         mpl.use("Agg")
         import matplotlib.pyplot as plt
 
+        from streamcount.dashboard import short_name
+
         fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
         for name, (t, c, s) in self.series.items():
-            line = ax.plot(t, c, lw=0.8, alpha=0.5, label=f"{name} (raw)")[0]
-            ax.plot(t, s, lw=1.6, color=line.get_color(), label=f"{name} (smoothed)")
+            label = short_name(name, 40)  # the file name, not its whole path
+            line = ax.plot(t, c, lw=0.8, alpha=0.5, label=f"{label} (raw)")[0]
+            ax.plot(t, s, lw=1.6, color=line.get_color(), label=f"{label} (smoothed)")
+            for zone, (zt, zv) in self.zones.get(name, {}).items():
+                ax.plot(zt, zv, lw=1.1, ls="--", label=f"{label}: {zone} (smoothed)")
         ax.set_xlabel("stream time (s)")
         ax.set_ylabel("count")
         ax.grid(alpha=0.3)

@@ -224,3 +224,40 @@ def test_realtime_plays_a_file_at_its_own_frame_rate(tmp_path: Path, tiny_model:
     rows = list(csv.DictReader((tmp_path / "c.csv").open()))
     assert 1 <= len(rows) <= 15
     assert main(["run", str(v), "--model", str(tiny_model), "--realtime", "--mode", "file"]) == 2
+
+
+def test_missing_plot_extra_fails_before_any_output_exists(tmp_path: Path, tiny_model: Path,
+                                                          monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plot extra were absent
+    v = write_video(tmp_path / "v.mp4", n=3, w=64, h=48)
+    rc = main(["run", str(v), "--model", str(tiny_model), "--no-dashboard", "--plot",
+               str(tmp_path / "p.png"), "--csv", str(tmp_path / "c.csv"), "--video",
+               str(tmp_path / "o.mp4")])
+    assert rc == 3 and "plot" in capsys.readouterr().err
+    assert not list(tmp_path.glob("c.csv")) and not list(tmp_path.glob("o.mp4"))
+
+
+def test_plot_has_zones_and_short_legend(tmp_path: Path, tiny_model: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from streamcount.sinks.plot import PlotSink
+
+    v = write_video(tmp_path / "v.mp4", n=10, w=64, h=48)
+    zones = tmp_path / "z.json"
+    zones.write_text(json.dumps({"zones": [{"name": "left", "polygon": [[0, 0], [32, 0],
+                                                                        [32, 48], [0, 48]]}]}))
+    seen = {}
+    real_close = PlotSink.close
+
+    def spy(self):  # keep what the legend is made of
+        seen.update(self.zones)
+        real_close(self)
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(PlotSink, "close", spy)
+    try:
+        rc = main(["run", str(v), "--model", str(tiny_model), "--no-dashboard", "--quiet",
+                   "--zones", str(zones), "--plot", str(tmp_path / "p.png")])
+    finally:
+        monkeypatch.undo()
+    assert rc == 0 and (tmp_path / "p.png").stat().st_size > 0
+    assert "left" in seen[str(v)]
