@@ -76,6 +76,12 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
     for name in ("streamcount", "training", "exports"):
         logging.getLogger(name).setLevel(level)
+    if not verbose:
+        # OpenCV prints its own "[ERROR:0@0.1] ..." lines (a missing webcam, a failed open)
+        # before our one-line error, which says the same with what to do; -v shows them.
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -261,3 +261,14 @@ def test_run_help_names_every_bundled_model(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     for name in bundled_models():
         assert name in text
+
+
+def test_a_missing_webcam_is_our_line_only() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "streamcount", "run", "7", "--no-dashboard",
+                        "--timeout", "3"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "webcam 7" in lines[0]

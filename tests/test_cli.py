@@ -118,3 +118,15 @@ def test_full_stdout_is_one_line_exit_7(tiny_model, tmp_path) -> None:
 def test_global_flags_work_after_the_subcommand_too(argv: list[str], capsys) -> None:
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["streamcount"]
+
+
+def test_info_never_cuts_a_model_name_at_80_columns() -> None:
+    from streamcount.models import bundled_models
+
+    r = subprocess.run([sys.executable, "-m", "streamcount", "info"], capture_output=True,
+                       text=True, cwd=REPO, env={**__import__("os").environ, "COLUMNS": "80"},
+                       timeout=120)
+    assert r.returncode == 0
+    for name in bundled_models():
+        assert any(line.split("│")[1].strip() == name for line in r.stdout.splitlines()
+                   if line.count("│") > 2), name

@@ -106,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
             t.add_row(k, str(v))
     c.print(t)
     mt = Table(title="bundled models")
-    for col in ("name", "architecture", "precision", "input scale", "MB", "validation"):
-        mt.add_column(col)
+    names = list(data["models"])  # type: ignore[arg-type]
+    # the names are what one types: never cut them; other columns wrap instead
+    mt.add_column("name", no_wrap=True, min_width=max((len(n) for n in names), default=4))
+    for col in ("architecture", "precision", "input scale", "MB", "validation"):
+        mt.add_column(col, overflow="fold")
     for name, m in data["models"].items():  # type: ignore[union-attr]
         metrics = ", ".join(f"{k} {v:.2f}" for k, v in m["metrics"].items() if k in ("mae", "rmse"))
         prec = m["precision"] + (" + int8" if m["int8_variant"] else "")
