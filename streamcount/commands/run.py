@@ -446,17 +446,21 @@ def _write_summary_json(path: Path, pipe: object, counter: object) -> None:
 
 
 def _summary(pipe: object, counter: object, to_stderr: bool = False) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"summary — {counter.name} on {counter.device}, "  # type: ignore[attr-defined]
                     f"{counter.precision}",  # type: ignore[attr-defined]
-              title_justify="left")
-    for col in ("source", "frames", "skipped", "corrupt", "reconnects", "mean count",
-                "max count", "fps"):
-        t.add_column(col, justify="left" if col == "source" else "right")
-    for st in pipe.stats.values():  # type: ignore[attr-defined]
-        t.add_row(st.name, str(st.processed), str(st.skipped), str(st.corrupt),
+              title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True)
+    from streamcount.dashboard import short_name
+
+    names = [short_name(st.name, 24) for st in pipe.stats.values()]  # type: ignore[attr-defined]
+    t.add_column("source", no_wrap=True, min_width=max(len(n) for n in names))
+    for col in ("frames", "skipped", "corrupt", "reconnects", "mean count", "max count", "fps"):
+        t.add_column(col, justify="right")
+    for name, st in zip(names, pipe.stats.values(), strict=True):  # type: ignore[attr-defined]
+        t.add_row(name, str(st.processed), str(st.skipped), str(st.corrupt),
                   str(st.reconnects), f"{st.mean_count:.2f}", f"{st.count_max:.2f}",
                   f"{st.overall_fps:.1f}")
     con = Console(stderr=to_stderr)  # rows on stdout stay clean for a pipe
