@@ -22,9 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="fp16 weights (for GPUs)")
     prec.add_argument("--int8", action="store_true", help="static int8 QDQ (needs --calibration)")
-    p.add_argument("--calibration", help="folder or glob of real images for --int8")
-    p.add_argument("--check", help="other images to measure the int8 drift on (default: the "
-                                   "calibration images)")
+    p.add_argument("--calibration", action="append",
+                   help="folder or glob of real images for --int8 (repeatable: varied scenes, "
+                        "each an equal share)")
+    p.add_argument("--check", action="append",
+                   help="other images to measure the int8 drift on (repeatable; default: the "
+                        "calibration images)")
     p.add_argument("--max-drift", type=float, default=0.01,
                    help="refuse int8 when its mean relative count drift vs fp32 is above this "
                         "(0.01)")

@@ -85,14 +85,22 @@ def _split_shared_initializers(proto: Any) -> None:
                 node.input[k] = copy.name
 
 
-def calibration_images(source: Path | str, limit: int = 64) -> list[Path]:
-    """Images in a folder (recursively) or matching a glob pattern, evenly thinned to ``limit``.
+def calibration_images(source: Path | str | list, limit: int = 64) -> list[Path]:
+    """Images in folders (recursively) or matching glob patterns, evenly thinned to ``limit``.
+
+    Several sources (a list) each give an equal share of ``limit``: calibrate on varied scenes,
+    not 64 frames of one clip.
 
     Example:
         >>> calibration_images("../shared/data/vgg-cells/*cell.png")  # doctest: +SKIP
     """
     import glob
 
+    if isinstance(source, list | tuple):
+        if not source:
+            raise InputError("no calibration images given")
+        share = max(1, limit // len(source))
+        return [f for s in source for f in calibration_images(s, share)]
     text = str(source)
     if any(ch in text for ch in "*?["):
         files = sorted(Path(f) for f in glob.glob(text, recursive=True))
@@ -178,8 +186,8 @@ def edge_convs(model: Path, first: int = 1, last: int = 2) -> list[str]:
 
 
 def quantize_int8(
-    src: Path, dst: Path, calibration: Path | str, max_drift: float = 0.05, limit: int = 64,
-    check: Path | str | None = None, fp32_edges: tuple[int, int] = (1, 2),
+    src: Path, dst: Path, calibration: Path | str | list, max_drift: float = 0.05,
+    limit: int = 64, check: Path | str | list | None = None, fp32_edges: tuple[int, int] = (1, 2),
     max_drift_max: float | None = None,
 ) -> DriftReport:
     """Static QDQ int8 (U8S8, per-channel weights) calibrated on real images.
@@ -187,8 +195,8 @@ def quantize_int8(
     Args:
         src: The fp32 model (with metadata).
         dst: Where the int8 model goes (only when its drift is acceptable).
-        calibration: Folder of real images like those the model will see (varied: several
-            scenes, lighting and crowd sizes).
+        calibration: Folder(s) or glob(s) of real images like those the model will see (varied:
+            several scenes, lighting and crowd sizes); a list gives each an equal share.
         max_drift: Largest accepted mean relative count drift against fp32.
         limit: Calibration images used.
         check: Other images to measure the drift on (default: the calibration images).
