@@ -29,6 +29,8 @@ class TrainConfig:
         pretrained: Start the encoder of a pretrained-encoder architecture from ImageNet.
         encoder_lr: Encoder learning rate as a factor of ``lr`` (pretrained encoders).
         freeze_stages: Keep the first N encoder stages (the stem is stage 1) fixed.
+        frozen_bn: Keep the encoder's batch-norm statistics (ImageNet's) fixed: the encoder
+            then computes the same in training and at test time, whatever the batch.
         init: Start from this checkpoint's weights (fine-tuning; same architecture), or ``""``.
         growth: U-Net channel factor per level (1: constant width).
         n_convs: Convolutions per block.
@@ -66,6 +68,7 @@ class TrainConfig:
     pretrained: bool = True
     encoder_lr: float = 0.1
     freeze_stages: int = 0
+    frozen_bn: bool = False
     init: str = ""
     epochs: int = 30
     samples_per_epoch: int = 0

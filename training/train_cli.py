@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     p.add_argument("--pretrained", dest="pretrained", action=argparse.BooleanOptionalAction,
                    default=None, help="start a pretrained-encoder architecture from ImageNet")
+    p.add_argument("--frozen-bn", dest="frozen_bn", action=argparse.BooleanOptionalAction,
+                   default=None, help="keep the encoder's batch-norm statistics fixed")
     for name, typ in _AUG.items():
         flag = "--" + name.replace("_", "-")
         if typ is bool:
@@ -50,7 +52,8 @@ def config_from_args(args: argparse.Namespace):
     from training.config import TrainConfig
 
     cfg = TrainConfig.from_toml(args.recipe) if args.recipe else TrainConfig()
-    over = {k: getattr(args, k) for k in [*_FLAGS, "pretrained"] if getattr(args, k) is not None}
+    over = {k: getattr(args, k) for k in [*_FLAGS, "pretrained", "frozen_bn"]
+            if getattr(args, k) is not None}
     aug_over = {k: getattr(args, k) for k in _AUG if getattr(args, k) is not None}
     cfg = replace(cfg, **over, aug=replace(cfg.aug, **aug_over))
     if not cfg.data:

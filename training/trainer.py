@@ -493,6 +493,14 @@ class Trainer:
             num_workers=cfg.workers, drop_last=False, persistent_workers=False,
         )  # fmt: skip
         self.model.train()
+        if cfg.frozen_bn:  # the encoder's batch norms keep their (ImageNet) statistics
+            encoder = getattr(self.model, "encoder", None)
+            if encoder is None:
+                raise InputError(f"--frozen-bn needs a pretrained-encoder architecture, "
+                                 f"not {cfg.arch}")
+            for mod in encoder.modules():
+                if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                    mod.eval()
         total, n = 0.0, 0
         for x, y in loader:
             x = x.to(self.device, non_blocking=True)
