@@ -272,3 +272,52 @@ def test_a_missing_webcam_is_our_line_only() -> None:
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "webcam 7" in lines[0]
+
+
+@pytest.mark.parametrize("case", ["csv-is-input", "video-is-input", "symlink-to-input",
+                                  "csv-is-jsonl", "zones-file-is-output", "model-is-output"])
+def test_outputs_never_overwrite_inputs_or_each_other(tmp_path: Path, case: str,
+                                                      capsys) -> None:
+    v = write_video(tmp_path / "clip.mp4", n=10)
+    model = make_tiny_model(tmp_path / "m.onnx")
+    zones = tmp_path / "z.json"
+    zones.write_text(json.dumps({"zones": [{"name": "a", "polygon": [[0, 0], [9, 0],
+                                                                     [9, 9]]}]}))
+    (tmp_path / "link.csv").symlink_to(v)
+    before = {p: p.read_bytes() for p in (v, model, zones)}
+    extra = {
+        "csv-is-input": ["--csv", str(v)],
+        "video-is-input": ["--video", str(v)],
+        "symlink-to-input": ["--csv", str(tmp_path / "link.csv")],
+        "csv-is-jsonl": ["--csv", str(tmp_path / "o.txt"), "--jsonl", str(tmp_path / "o.txt")],
+        "zones-file-is-output": ["--zones", str(zones), "--jsonl", str(zones)],
+        "model-is-output": ["--events", str(model)],
+    }[case]
+    rc = main(["run", str(v), "--model", str(model), "--no-dashboard", *extra])
+    err = capsys.readouterr().err
+    assert rc == 7 and err.count("error:") == 1 and "Traceback" not in err
+    assert all(p.read_bytes() == data for p, data in before.items())  # nothing was touched
+    assert not (tmp_path / "o.txt").exists()
+
+
+def test_two_sources_with_one_base_name_get_two_videos(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write_video(tmp_path / "a" / "cam.mp4", n=6)
+    b = write_video(tmp_path / "b" / "cam.mp4", n=8)
+    model = make_tiny_model(tmp_path / "m.onnx")
+    rc = main(["run", str(a), str(b), "--model", str(model), "--no-dashboard", "--quiet",
+               "--video", str(tmp_path / "out.mp4")])
+    assert rc == 0
+    from tests.runtime.helpers import video_frames
+
+    assert video_frames(tmp_path / "out_cam.mp4") == 6
+    assert video_frames(tmp_path / "out_cam_2.mp4") == 8
+
+
+def test_zones_out_never_replaces_the_input_frame(tmp_path: Path, capsys) -> None:
+    frame = tmp_path / "cam1.png"
+    cv2.imwrite(str(frame), np.full((48, 64, 3), 90, np.uint8))
+    data = frame.read_bytes()
+    assert main(["zones", str(frame), "--out", str(tmp_path / "cam1.json")]) == 7
+    assert frame.read_bytes() == data and "source" in capsys.readouterr().err

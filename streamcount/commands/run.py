@@ -220,6 +220,7 @@ def run_config(cfg: RunConfig) -> int:
     if cfg.video is not None:
         check_writable(cfg.video, "video")
 
+    from streamcount.sinks import unique_slugs
     from streamcount.smoothing import parse_smoothing
     from streamcount.sources import SourceOptions, open_source, slug, unique_names
     from streamcount.zones import ZoneSet
@@ -284,7 +285,9 @@ def run_config(cfg: RunConfig) -> int:
     with stack:
         for s in sources:
             stack.callback(s.close)
-        sinks = _build_sinks(cfg, sources, zones, window, slug)
+        slugs = unique_slugs({s.name: slug(s.name) for s in sources})
+        _check_outputs(cfg, sources, counter, slugs)
+        sinks = _build_sinks(cfg, sources, zones, window, slugs)
         on_alert = _alert_handler(cfg, stack)
         pipe = Pipeline(sources, counter, sinks, pcfg, zones, on_alert)
         for sink in sinks:
@@ -321,8 +324,37 @@ def run_config(cfg: RunConfig) -> int:
     return 0
 
 
+def _check_outputs(cfg: RunConfig, sources: list, counter: object,
+                   slugs: dict[str, str]) -> None:
+    """No output may be an input (a source, the zone file, the model) or another output."""
+    from streamcount.sinks import check_outputs, suffixed
+
+    inputs: list[tuple[str, Path]] = []
+    for spec in cfg.sources:
+        p = Path(spec).expanduser()
+        if p.is_file():
+            inputs.append(("source", p))
+        elif p.is_dir():  # an image folder: every file in it is an input
+            inputs += [(f"image of source {spec}:", f) for f in sorted(p.iterdir())[:10000]]
+    if cfg.zones:
+        inputs.append(("zone file", cfg.zones))
+    inputs.append(("model", counter.model_path))  # type: ignore[attr-defined]
+    outputs: dict[str, Path] = {}
+    for flag, path in (("--csv", cfg.csv), ("--jsonl", cfg.jsonl),
+                       ("--aggregate-out", cfg.aggregate_out), ("--plot", cfg.plot),
+                       ("--events", cfg.events), ("--summary-json", cfg.summary_json)):
+        if path is not None:
+            outputs[flag] = path
+    if cfg.video:
+        multi = len(sources) > 1
+        for s in sources:
+            outputs[f"--video ({s.name})"] = suffixed(cfg.video, slugs[s.name]) if multi \
+                else cfg.video
+    check_outputs(inputs, outputs)
+
+
 def _build_sinks(cfg: RunConfig, sources: list, zones: object, window: float | None,
-                 slug: object) -> list:
+                 slug: dict[str, str]) -> list:
     from streamcount.sinks.csv import CsvSink
     from streamcount.sinks.jsonl import JsonlSink
 
@@ -339,13 +371,13 @@ def _build_sinks(cfg: RunConfig, sources: list, zones: object, window: float | N
             fps = s.fps / cfg.stride if s.fps else 0.0
             if cfg.max_fps:
                 fps = min(fps, cfg.max_fps) if fps else cfg.max_fps
-            info[s.name] = (slug(s.name), fps)  # type: ignore[operator]
+            info[s.name] = (slug[s.name], fps)
         sinks.append(VideoSink(cfg.video, info))
     if cfg.snapshot_every:
         from streamcount.sinks.snapshots import SnapshotSink
 
         sinks.append(SnapshotSink(cfg.snapshot_dir, cfg.snapshot_every,
-                                  {s.name: slug(s.name) for s in sources}))  # type: ignore[operator]
+                                  dict(slug)))
     if window and cfg.aggregate_out:
         from streamcount.sinks.aggregate import AggregateSink
 

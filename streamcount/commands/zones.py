@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out} exists; use --force to overwrite or choose another --out")
     check_writable(out, "zone file")
     check_writable(png, "PNG")
+    from streamcount.sinks import check_outputs
+
+    src = Path(str(args.source)).expanduser()
+    check_outputs([("source", src)] if src.is_file() else [],
+                  {"--out": out, "--png" if args.png else "--png (from --out)": png})
     img = grab_frame(args.source)
     h, w = img.shape[:2]
     data = template(w, h)

@@ -114,6 +114,62 @@ class TextFileSink(Sink):
             self.fh = None
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """True when two paths name one file (symlinks and ``..`` resolved; hard links too)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(inputs: list[tuple[str, Path]], outputs: dict[str, Path]) -> None:
+    """Refuse outputs that would overwrite an input or each other, before any file is opened.
+
+    Args:
+        inputs: ``(what, path)`` of each input (``("source", Path("clip.mp4"))``).
+        outputs: The flag that writes it (``"--csv"``) -> its path; ``-`` (stdout) is skipped.
+
+    Raises:
+        OutputError: one line naming both.
+
+    Example:
+        >>> check_outputs([("source", Path("clip.mp4"))], {"--csv": Path("clip.mp4")})
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        streamcount.errors.OutputError: --csv clip.mp4 is the source clip.mp4: ...
+    """
+    outs = [(flag, Path(p)) for flag, p in outputs.items() if p is not None and not is_stdout(p)]
+    for flag, path in outs:
+        for what, src in inputs:
+            if src is not None and same_file(path, Path(src)):
+                raise OutputError(f"{flag} {path} is the {what} {src}: writing it would destroy "
+                                  "it; choose another name")
+    for i, (flag_a, a) in enumerate(outs):
+        for flag_b, b in outs[i + 1:]:
+            if same_file(a, b):
+                raise OutputError(f"{flag_a} and {flag_b} both write {a}: give each its own file")
+
+
+def unique_slugs(slugs: dict[str, str]) -> dict[str, str]:
+    """Per-source file suffixes made unique: ``cam``, ``cam_2``... (``a/cam.mp4`` and
+    ``b/cam.avi`` must not write one ``out_cam.mp4``).
+
+    Example:
+        >>> unique_slugs({"a/cam.mp4": "cam", "b/cam.avi": "cam", "x": "x"})
+        {'a/cam.mp4': 'cam', 'b/cam.avi': 'cam_2', 'x': 'x'}
+    """
+    seen: dict[str, int] = {}
+    out = {}
+    for name, sl in slugs.items():
+        n = seen.get(sl, 0) + 1
+        seen[sl] = n
+        out[name] = sl if n == 1 else f"{sl}_{n}"
+    return out
+
+
 def is_stdout(path: str | Path | None) -> bool:
     """True for ``-``, the conventional name of standard output."""
     return path is not None and str(path) == "-"
@@ -143,4 +199,5 @@ def suffixed(path: Path, suffix: str) -> Path:
     return path.with_name(f"{path.stem}_{suffix}{path.suffix}")
 
 
-__all__ = ["Sink", "check_writable", "is_stdout", "open_text", "suffixed"]
+__all__ = ["Sink", "check_outputs", "check_writable", "is_stdout", "open_text", "same_file",
+           "suffixed", "unique_slugs"]
