@@ -33,9 +33,25 @@ import numpy as np
 
 from streamcount.errors import InputError
 
+#: Limits that keep a zone file's cost bounded (memory and time are per zone and per point).
+MAX_ZONES = 256
+MAX_POINTS = 1000
+MAX_COORD = 100_000
+MAX_NAME = 64
+
 _FILE_KEYS = ("frame_size", "roi", "zones")
 _ZONE_KEYS = ("name", "polygon", "alerts")
 _ALERT_KEYS = ("above", "below", "for", "clear")
+
+
+def _zone_name(raw: Any, i: int, source: str) -> str:
+    """A zone name that is safe in a terminal, a CSV header and a log line."""
+    name = str(raw)
+    if not name or len(name) > MAX_NAME or not name.isprintable() or name != name.strip():
+        shown = name[:MAX_NAME].encode("unicode_escape").decode("ascii")
+        raise InputError(f"{source}: zone #{i + 1} name '{shown}' must be 1-{MAX_NAME} printable "
+                         "characters (no control characters, newlines or outer spaces)")
+    return name
 
 
 def _number(rule: dict[str, Any], key: str, source: str, zone: str) -> float | None:
@@ -78,26 +94,27 @@ class Zone:
     alerts: list[AlertRule] = field(default_factory=list)
 
 
-def _segments_cross(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> bool:
-    def orient(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
-        return float((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
-
-    d1, d2 = orient(q1, q2, p1), orient(q1, q2, p2)
-    d3, d4 = orient(p1, p2, q1), orient(p1, p2, q2)
-    return (d1 * d2 < 0) and (d3 * d4 < 0)
-
-
 def self_intersects(poly: np.ndarray) -> bool:
-    """True when two non-adjacent edges of the closed polygon cross."""
+    """True when two non-adjacent edges of the closed polygon cross (all pairs at once, numpy).
+
+    Example:
+        >>> self_intersects(np.array([[0, 0], [4, 4], [4, 0], [0, 4]], float))  # a bow tie
+        True
+    """
+    p1 = poly
+    p2 = np.roll(poly, -1, axis=0)
     n = len(poly)
-    edges = [(poly[i], poly[(i + 1) % n]) for i in range(n)]
-    for i in range(n):
-        for j in range(i + 2, n):
-            if i == 0 and j == n - 1:
-                continue  # adjacent through the closing edge
-            if _segments_cross(*edges[i], *edges[j]):
-                return True
-    return False
+
+    def orient(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - \
+            (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
+
+    a, b = p1[:, None], p2[:, None]  # edge i (rows)
+    c, d = p1[None, :], p2[None, :]  # edge j (columns)
+    cross = (orient(c, d, a) * orient(c, d, b) < 0) & (orient(a, b, c) * orient(a, b, d) < 0)
+    i, j = np.triu_indices(n, k=2)
+    keep = ~((i == 0) & (j == n - 1))  # adjacent through the closing edge
+    return bool(cross[i[keep], j[keep]].any())
 
 
 def _polygon(raw: Any, what: str, source: str) -> np.ndarray:
@@ -109,6 +126,11 @@ def _polygon(raw: Any, what: str, source: str) -> np.ndarray:
         raise InputError(f"{source}: {what} polygon needs at least 3 [x, y] points")
     if not np.isfinite(poly).all():
         raise InputError(f"{source}: {what} polygon has non-finite coordinates")
+    if len(poly) > MAX_POINTS:
+        raise InputError(f"{source}: {what} polygon has {len(poly)} points: at most "
+                         f"{MAX_POINTS}; simplify it")
+    if np.abs(poly).max() > MAX_COORD:
+        raise InputError(f"{source}: {what} polygon has a coordinate beyond +-{MAX_COORD} px")
     if self_intersects(poly):
         raise InputError(f"{source}: {what} polygon intersects itself; list its corners in order")
     area = 0.5 * abs(float(np.dot(poly[:, 0], np.roll(poly[:, 1], 1))
@@ -116,6 +138,32 @@ def _polygon(raw: Any, what: str, source: str) -> np.ndarray:
     if area < 1.0:
         raise InputError(f"{source}: {what} polygon is empty (area {area:.1f} px)")
     return poly
+
+
+@dataclass
+class _SparseMask:
+    """A polygon's pixels in one frame size: its bounding box and a boolean mask of the box."""
+
+    y0: int
+    x0: int
+    mask: np.ndarray
+
+    @classmethod
+    def of(cls, poly: np.ndarray, h: int, w: int) -> _SparseMask:
+        pts = np.round(poly).astype(np.int64)
+        x0, y0 = np.clip(pts.min(0), 0, [w, h])
+        x1, y1 = np.clip(pts.max(0) + 1, 0, [w, h])
+        box = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), np.uint8)
+        if box.size:
+            cv2.fillPoly(box, [(pts - [x0, y0]).astype(np.int32)], 1)
+        return cls(int(y0), int(x0), box.astype(bool))
+
+    def integrate(self, density: np.ndarray) -> float:
+        h, w = self.mask.shape
+        if not self.mask.size:
+            return 0.0
+        box = density[self.y0 : self.y0 + h, self.x0 : self.x0 + w]
+        return float(box[self.mask].sum(dtype=np.float64))
 
 
 class ZoneSet:
@@ -162,6 +210,8 @@ class ZoneSet:
         raw_zones = data.get("zones", [])
         if not isinstance(raw_zones, list):
             raise InputError(f"{source}: 'zones' must be a list")
+        if len(raw_zones) > MAX_ZONES:
+            raise InputError(f"{source}: {len(raw_zones)} zones: at most {MAX_ZONES}")
         zones: list[Zone] = []
         for i, z in enumerate(raw_zones):
             if not isinstance(z, dict) or "polygon" not in z:
@@ -170,7 +220,7 @@ class ZoneSet:
             if bad:
                 raise InputError(f"{source}: zone #{i + 1}: unknown key(s) {', '.join(bad)} "
                                  f"(allowed: {', '.join(_ZONE_KEYS)})")
-            name = str(z.get("name", f"zone{i + 1}"))
+            name = _zone_name(z.get("name", f"zone{i + 1}"), i, source)
             if name in {q.name for q in zones}:
                 raise InputError(f"{source}: zone name '{name}' is used twice")
             rules = []
@@ -212,8 +262,12 @@ class ZoneSet:
             return poly
         return poly * np.array([w / self.frame_size[0], h / self.frame_size[1]])
 
-    def masks(self, h: int, w: int) -> tuple[np.ndarray | None, np.ndarray]:
-        """(ROI mask ``H x W`` float32 or None, zone masks ``Z x (H*W)`` float32)."""
+    def masks(self, h: int, w: int) -> tuple[np.ndarray | None, list[_SparseMask]]:
+        """(ROI mask ``H x W`` float32 or None, one sparse mask per zone) for a frame size.
+
+        Zone masks are kept as their bounding box plus a boolean mask of that box: memory
+        grows with the zones' area, not with the number of zones times the frame.
+        """
         key = (h, w)
         if key not in self._cache:
             roi = None
@@ -221,11 +275,7 @@ class ZoneSet:
                 roi = np.zeros((h, w), np.uint8)
                 cv2.fillPoly(roi, [np.round(self._scaled(self.roi, w, h)).astype(np.int32)], 1)
                 roi = roi.astype(np.float32)
-            zm = np.zeros((len(self.zones), h * w), np.float32)
-            for i, z in enumerate(self.zones):
-                m = np.zeros((h, w), np.uint8)
-                cv2.fillPoly(m, [np.round(self._scaled(z.polygon, w, h)).astype(np.int32)], 1)
-                zm[i] = m.ravel()
+            zm = [_SparseMask.of(self._scaled(z.polygon, w, h), h, w) for z in self.zones]
             self._cache = {key: (roi, zm)}  # one size at a time per source
         return self._cache[key]
 
@@ -239,8 +289,7 @@ class ZoneSet:
         if not self.zones:
             return {}
         _, zm = self.masks(*density.shape)
-        vals = zm @ density.ravel().astype(np.float32, copy=False)
-        return {z.name: float(v) for z, v in zip(self.zones, vals, strict=True)}
+        return {z.name: m.integrate(density) for z, m in zip(self.zones, zm, strict=True)}
 
     def outlines(self, h: int, w: int) -> list[tuple[str, np.ndarray]]:
         """Zone polygons in frame pixels (for drawing), ROI first as ``"roi"``."""
@@ -270,10 +319,12 @@ def read_zone_file(path: str | Path) -> Any:
         raise InputError(f"zone file {path} is empty; make one with `streamcount zones`")
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+            from streamcount.safeyaml import load_yaml
 
-            return yaml.safe_load(text)
+            return load_yaml(text, f"zone file {path}")
         return json.loads(text)
+    except InputError:
+        raise
     except Exception as exc:  # json and yaml raise different types
         line = str(exc).splitlines()[0]
         raise InputError(f"zone file {path} is not valid {path.suffix[1:]}: {line}") from None

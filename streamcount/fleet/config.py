@@ -168,18 +168,17 @@ class FleetConfig:
         Raises:
             InputError: missing, unreadable or invalid file (one line).
         """
-        import yaml
+        from streamcount.safeyaml import load_yaml
 
         p = Path(path)
         if not p.is_file():
             raise InputError(f"fleet file not found: {p}; see `streamcount fleet --help` for "
                              "the format")
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            at = f" (line {line + 1})" if line is not None else ""
-            raise InputError(f"fleet file {p} is not valid YAML{at}; fix its syntax") from None
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read fleet file {p}: {exc}") from None
+        data = load_yaml(text, f"fleet file {p}")
         return cls.from_dict(data, p.parent, str(p))
 
     def validate(self, where: str = "fleet file") -> None:

@@ -111,3 +111,80 @@ def test_an_alert_on_a_hovering_count_does_not_flap() -> None:
     flappy = AlertMonitor("cam", {"door": [AlertRule(above=5, seconds=0.0, clear=0.0)]})
     n = sum(len(flappy.update({"door": c}, t * 0.2, 0.0)) for t, c in enumerate(counts))
     assert n > 4  # without a clear time the same counts flap
+
+
+def _zone(name="a", poly=None):
+    return {"name": name, "polygon": poly if poly is not None else [[0, 0], [9, 0], [9, 9]]}
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"zones": [_zone(poly=[[np.cos(t) * 100 + 200, np.sin(t) * 100 + 200]
+                            for t in np.linspace(0, 6.28, 2000, endpoint=False)])]},
+     "2000 points: at most 1000"),
+    ({"zones": [_zone(poly=[[0, 0], [2**31, 0], [2**31, 2**31], [0, 2**31]])]}, "beyond"),
+    ({"zones": [_zone(f"z{i}") for i in range(300)]}, "300 zones: at most 256"),
+    ({"zones": [_zone("\x1b[2Jboom")]}, "printable"),
+    ({"zones": [_zone("a\nb")]}, "printable"),
+    ({"zones": [_zone("nul\x00")]}, "printable"),
+    ({"zones": [_zone("x" * 65)]}, "1-64 printable"),
+])  # fmt: skip
+def test_hostile_zone_files_are_refused_quickly(data: dict, match: str) -> None:
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=match):
+        ZoneSet.from_dict(data, source="z.json")
+    assert time.perf_counter() - t0 < 5  # bounded: no quadratic pure-Python loop
+
+
+def test_a_1000_point_polygon_is_checked_fast() -> None:
+    import time
+
+    t = np.linspace(0, 2 * np.pi, 1000, endpoint=False)
+    poly = np.stack([np.cos(t) * 300 + 400, np.sin(t) * 300 + 400], 1).tolist()
+    t0 = time.perf_counter()
+    zs = ZoneSet.from_dict({"zones": [_zone(poly=poly)]})
+    assert time.perf_counter() - t0 < 5 and zs.names == ["a"]
+
+
+@pytest.mark.parametrize("kind", ["zones", "fleet"])
+def test_yaml_alias_bombs_are_refused_without_expanding(tmp_path: Path, kind: str) -> None:
+    import time
+
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        lines.append(f"{chr(97 + i)}: &{chr(97 + i)} " + "[" + ", ".join([f"*{chr(96 + i)}"] * 9)
+                     + "]")
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="alias"):
+        if kind == "zones":
+            ZoneSet.load(path)
+        else:
+            from streamcount.fleet.config import FleetConfig
+
+            FleetConfig.load(path)
+    assert time.perf_counter() - t0 < 2
+
+
+def test_sparse_masks_integrate_like_dense_ones() -> None:
+    rng = np.random.default_rng(0)
+    density = rng.random((120, 160)).astype(np.float32)
+    polys = [[[10, 10], [150, 20], [140, 110], [20, 100]], [[-50, -50], [80, -10], [60, 70]],
+             [[0, 0], [160, 0], [160, 120], [0, 120]]]
+    zs = ZoneSet.from_dict({"zones": [_zone(f"z{i}", p) for i, p in enumerate(polys)]})
+    got = zs.counts(density)
+    import cv2
+
+    for i, p in enumerate(polys):
+        m = np.zeros((120, 160), np.uint8)
+        cv2.fillPoly(m, [np.round(np.array(p)).astype(np.int32)], 1)
+        assert got[f"z{i}"] == pytest.approx(float((density * m).sum()), rel=1e-5)
+
+
+def test_many_zones_on_a_large_frame_stay_small() -> None:
+    zones = [_zone(f"z{i}", [[i * 7, 0], [i * 7 + 6, 0], [i * 7 + 6, 6]]) for i in range(256)]
+    zs = ZoneSet.from_dict({"zones": zones})
+    _, masks = zs.masks(1080, 1920)
+    assert sum(m.mask.nbytes for m in masks) < 1_000_000  # dense masks: 2 GB
