@@ -15,7 +15,7 @@ from streamcount.errors import InputError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
                   ".wmv", ".flv")
-MAX_PIXELS = 20000 * 20000
+MAX_PIXELS = 12000 * 12000  # a bigger still image costs gigabytes to decode and count
 
 
 def expand_paths(items: Sequence[str]) -> list[Path]:
@@ -64,11 +64,16 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if data.size == 0:
         raise InputError(f"{path} is empty (0 bytes)")
+    small = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)  # 1/64 of the pixels: the size
+    if small is not None and small.shape[0] * small.shape[1] * 64 > MAX_PIXELS * 1.05:
+        h, w = small.shape[0] * 8, small.shape[1] * 8
+        raise InputError(f"{path} is about {w}x{h}: larger than 12000x12000 pixels; resize it")
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise InputError(f"{path} is not a readable image (corrupt, truncated or unknown format)")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
-        raise InputError(f"{path} is {img.shape[1]}x{img.shape[0]}: larger than 20000x20000")
+        raise InputError(f"{path} is {img.shape[1]}x{img.shape[0]}: larger than 12000x12000 "
+                         "pixels; resize it")
     return img
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -100,4 +101,43 @@ class ModelMetadata:
         meta = cls(**kwargs)
         if meta.in_channels == 1:
             meta.color_order = "GRAY"
+        meta.validate(source)
         return meta
+
+    def validate(self, source: str = "model") -> None:
+        """Refuse metadata that would give NaN, negative or absurdly costly counts.
+
+        Raises:
+            ModelError: one line naming the key and its value.
+        """
+        from streamcount.errors import ModelError
+
+        def bad(key: str, why: str) -> ModelError:
+            return ModelError(f"{source}: metadata {key} = {getattr(self, key)!r} {why}; "
+                              "re-export the model with `streamcount export`")
+
+        def finite(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        if self.in_channels not in (1, 3):
+            raise bad("in_channels", "must be 1 or 3")
+        if not finite(self.density_scale) or self.density_scale <= 0:
+            raise bad("density_scale", "must be a positive number")
+        for key in ("mean", "std"):
+            vals = getattr(self, key)
+            if (not isinstance(vals, list) or len(vals) < self.in_channels
+                    or not all(finite(v) for v in vals)):
+                raise bad(key, f"must be {self.in_channels} finite numbers")
+        if min(self.std[: self.in_channels]) <= 0:
+            raise bad("std", "must be positive")
+        if not finite(self.input_scale) or not 0.05 <= self.input_scale <= 4.0:
+            raise bad("input_scale", "must be between 0.05 and 4")
+        if not isinstance(self.size_multiple, int) or not 1 <= self.size_multiple <= 256:
+            raise bad("size_multiple", "must be an integer from 1 to 256")
+        if not isinstance(self.max_side, int) or not 64 <= self.max_side <= 16384:
+            raise bad("max_side", "must be an integer from 64 to 16384")
+        overlap = self.tile_overlap
+        if not isinstance(overlap, int) or not 0 <= overlap < self.max_side // 2:
+            raise bad("tile_overlap", "must be an integer from 0 to max_side / 2")
+        if str(self.color_order).upper() not in ("RGB", "BGR", "GRAY"):
+            raise bad("color_order", "must be RGB, BGR or GRAY")

@@ -179,6 +179,17 @@ def _looks_like_text(path: Path) -> bool:
     return b"\0" not in head
 
 
+#: Largest frame accepted (8K UHD): a bigger one costs gigabytes a frame in the queues.
+MAX_FRAME_PIXELS = 7680 * 4320
+
+
+def _check_size(name: str, img: np.ndarray) -> None:
+    h, w = img.shape[:2]
+    if h * w > MAX_FRAME_PIXELS:
+        raise SourceError(f"{name}: frames are {w}x{h}, larger than 8K (7680x4320); resize the "
+                          "stream or file")
+
+
 def _check_frame(img: object) -> bool:
     return (isinstance(img, np.ndarray) and img.ndim in (2, 3) and img.size > 0
             and img.dtype == np.uint8)  # fmt: skip
@@ -251,6 +262,11 @@ class CaptureSource(Source):
             self.close()
             raise SourceError(f"{self.name} has no decodable frames (empty, truncated or not "
                               "a video); check the file or stream")
+        try:
+            _check_size(self.name, img)
+        except SourceError:
+            self.close()
+            raise
         self._first = _to_bgr(img)
         self.size = (int(img.shape[1]), int(img.shape[0]))
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -326,6 +342,7 @@ class CaptureSource(Source):
                     break
                 continue
             bad = 0
+            _check_size(self.name, img)  # a stream can change size mid-way
             wall = time.time()
             if self.inherently_live:
                 st = time.monotonic() - t0
@@ -384,6 +401,7 @@ class ImageSource(Source):
                 self.corrupt += 1
                 logger.warning("%s: unreadable image skipped", f)
                 continue
+            _check_size(str(f), img)
             if self.size is None:
                 self.size = (int(img.shape[1]), int(img.shape[0]))
             yield Frame(self.name, index, index / self.fps, time.time(), img)

@@ -321,3 +321,32 @@ def test_zones_out_never_replaces_the_input_frame(tmp_path: Path, capsys) -> Non
     data = frame.read_bytes()
     assert main(["zones", str(frame), "--out", str(tmp_path / "cam1.json")]) == 7
     assert frame.read_bytes() == data and "source" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--batch", "100000"], "--batch must be from 1 to 64"),
+    (["--fps", "-5"], "--fps must be"), (["--fps", "nan"], "--fps must be"),
+    (["--max-fps", "1e-300"], "--max-fps must be"), (["--max-fps", "inf"], "--max-fps must be"),
+])  # fmt: skip
+def test_run_values_out_of_range_are_one_line(tmp_path: Path, args: list, match: str,
+                                              capsys) -> None:
+    v = write_video(tmp_path / "v.mp4", n=3)
+    assert main(["run", str(v), "--model", "cells", "--no-dashboard", *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and "internal error" not in err
+
+
+def test_a_huge_image_is_refused_before_it_is_decoded_whole(tmp_path: Path, capsys) -> None:
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.zeros((13000, 13000), np.uint8))  # compresses to a few hundred KB
+    assert main(["count", str(big), "--model", "cells"]) == 2
+    assert "larger than 12000x12000" in capsys.readouterr().err
+
+
+def test_frames_larger_than_8k_stop_the_source_with_one_line(tmp_path: Path, capsys) -> None:
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / "a.jpg"), np.zeros((4400, 7700, 3), np.uint8))
+    rc = main(["run", str(imgs), "--model", "cells", "--no-dashboard", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "larger than 8K" in err

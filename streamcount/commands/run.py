@@ -89,12 +89,19 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise :class:`InputError` for impossible combinations, one line each."""
-        if self.batch < 1:
-            raise InputError(f"--batch must be >= 1, got {self.batch}")
+        import math
+
+        if not 1 <= self.batch <= 64:
+            raise InputError(f"--batch must be from 1 to 64, got {self.batch} (the queue holds "
+                             "2 x batch frames per source)")
+        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= 1000):
+            raise InputError(f"--fps must be a frame rate above 0 and at most 1000, got "
+                             f"{self.fps}")
         if self.stride < 1:
             raise InputError(f"--stride must be >= 1, got {self.stride}")
-        if self.max_fps is not None and self.max_fps <= 0:
-            raise InputError(f"--max-fps must be > 0, got {self.max_fps}")
+        if self.max_fps is not None and not (math.isfinite(self.max_fps)
+                                             and 0.001 <= self.max_fps <= 10000):
+            raise InputError(f"--max-fps must be from 0.001 to 10000, got {self.max_fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"--max-frames must be >= 1, got {self.max_frames}")
         if self.reconnect_max < 0:

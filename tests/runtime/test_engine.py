@@ -158,3 +158,24 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> No
     onnx.save(m, str(tmp_path / "models" / "evil.onnx"))
     with pytest.raises(ModelError, match="outside the model's folder"):
         Counter(tmp_path / "models" / "evil.onnx", device="cpu")
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("density_scale", "0", "density_scale"), ("density_scale", "NaN", "density_scale"),
+    ("density_scale", "-1", "density_scale"), ("std", "[0, 0, 0]", "std"),
+    ("input_scale", "40", "input_scale"), ("input_scale", "NaN", "input_scale"),
+    ("max_side", "0", "max_side"), ("tile_overlap", "-100", "tile_overlap"),
+    ("mean", "[1, 2]", "mean"), ("in_channels", "7", "in_channels"),
+])  # fmt: skip
+def test_hostile_metadata_is_a_model_error(tmp_path: Path, key: str, value: str,
+                                           match: str) -> None:
+    import onnx
+
+    path = make_tiny_model(tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    for p in proto.metadata_props:
+        if p.key == f"streamcount.{key}":
+            p.value = value
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelError, match=match):
+        Counter(path, device="cpu")
