@@ -39,33 +39,46 @@ logger = logging.getLogger(__name__)
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-_SECRET_KEYS = re.compile(r"(pass|pwd|token|key|secret|auth|sig|credential)", re.I)
+#: Query keys whose values are shown in logs and outputs; every other value is ``***``
+#: (an allow-list: camera vendors name their credentials in too many ways to list).
+_PUBLIC_KEYS = frozenset({
+    "channel", "subtype", "stream", "streamtype", "profile", "resolution", "fps", "width",
+    "height", "codec", "transport", "unicast", "camera", "cam", "video", "audio", "media",
+    "quality", "compression", "tcp", "rtsp_transport", "format", "mode", "id",
+})  # fmt: skip
 
 
 def redact(url: str) -> str:
-    """``url`` with user, password and secret-looking query values replaced by ``***``.
+    """``url`` with its user info and every query value not known to be harmless as ``***``.
+
+    The user info is cut up to the last ``@`` without trusting the URL parser, so passwords with
+    an unencoded ``#``, ``/`` or ``?`` stay hidden too; a fragment is hidden whole.
 
     Example:
-        >>> redact("http://u:p@host/v.mjpg?user=x&token=abc")
-        'http://***@host/v.mjpg?user=x&token=***'
+        >>> redact("http://u:p@host/v.mjpg?user=x&pw=S3CRET&channel=1")
+        'http://***@host/v.mjpg?user=***&pw=***&channel=1'
+        >>> redact("rtsp://admin:pa#ss/w?rd@10.0.0.5:554/stream1")
+        'rtsp://***@10.0.0.5:554/stream1'
         >>> redact("video.mp4")
         'video.mp4'
     """
     if "://" not in url:
         return url
+    scheme, rest = url.split("://", 1)
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    rest, hash_, _ = rest.partition("#")
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme}://{rest}")
     except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
+        return f"{scheme}://{rest.split('?', 1)[0]}" + ("?***" if "?" in rest else "")
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_KEYS.search(k) else v) for k, v in pairs],
+        query = urlencode([(k, v if k.lower() in _PUBLIC_KEYS else "***") for k, v in pairs],
                           safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    out = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    return out + ("#***" if hash_ else "")
 
 
 def classify(spec: str) -> str:
@@ -75,6 +88,9 @@ def classify(spec: str) -> str:
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in URL_SCHEMES:
         return "url"
+    if scheme:
+        raise InputError(f"unsupported stream scheme '{scheme}' in {redact(spec)}: use one of "
+                          f"{', '.join(URL_SCHEMES)}, a file, a folder or a webcam index")
     if any(c in spec for c in "*?[") and not Path(spec).exists():
         return "images"
     p = Path(spec)

@@ -350,3 +350,48 @@ def test_frames_larger_than_8k_stop_the_source_with_one_line(tmp_path: Path, cap
     rc = main(["run", str(imgs), "--model", "cells", "--no-dashboard", "--quiet"])
     err = capsys.readouterr().err
     assert rc != 0 and "larger than 8K" in err
+
+
+@pytest.mark.parametrize("url", ["ftp://admin:S3CRET@cam/v", "mms://u:S3CRET@cam/s",
+                                 "rtp://cam:5004?pw=S3CRET", "rtmpt://cam/app?key=S3CRET"])
+def test_unknown_schemes_are_refused_without_echoing_secrets(url: str, capsys) -> None:
+    assert main(["run", url, "--model", "cells", "--no-dashboard"]) == 2
+    err = capsys.readouterr().err
+    assert "unsupported stream scheme" in err and "S3CRET" not in err
+
+
+def test_query_secrets_never_reach_rows_or_logs(tmp_path: Path, capsys) -> None:
+    """Every query value outside an allow-list is redacted in CSV, JSONL and the log."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    frame = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
+
+    class MJPEG(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
+            self.end_headers()
+            try:
+                for _ in range(30):
+                    self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                     + str(len(frame)).encode() + b"\r\n\r\n" + frame + b"\r\n")
+            except OSError:
+                pass
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), MJPEG)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://admin:pa55@127.0.0.1:{srv.server_port}/v.mjpg?user=admin&pw=S3CRET"
+        rc = main(["run", url, "--model", "cells", "--no-dashboard", "--max-frames", "5",
+                   "--csv", str(tmp_path / "c.csv"), "--jsonl", str(tmp_path / "r.jsonl"),
+                   "--summary-json", str(tmp_path / "s.json"), "-v"])
+    finally:
+        srv.shutdown()
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    for text in (out.out, out.err, *(p.read_text() for p in tmp_path.iterdir())):
+        assert "S3CRET" not in text and "pa55" not in text and "admin" not in text

@@ -25,8 +25,11 @@ from tests.runtime.helpers import write_images, write_video
     [
         ("rtsp://admin:hunter2@10.0.0.5:554/s1", "rtsp://***@10.0.0.5:554/s1"),
         ("http://user@host/v.mjpg", "http://***@host/v.mjpg"),
-        ("https://host/live?token=abc&x=1", "https://host/live?token=***&x=1"),
+        ("https://host/live?token=abc&channel=1", "https://host/live?token=***&channel=1"),
         ("https://host/live?password=p%40ss", "https://host/live?password=***"),
+        ("http://cam/v?user=admin&pw=S3CRET", "http://cam/v?user=***&pw=***"),  # allow-list
+        ("rtsp://admin:a#b/c?d@cam:554/s1", "rtsp://***@cam:554/s1"),  # unencoded # / ?
+        ("rtsp://cam/s1#secret", "rtsp://cam/s1#***"),
         ("clip.mp4", "clip.mp4"),
         ("0", "0"),
     ],
