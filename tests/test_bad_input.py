@@ -368,7 +368,7 @@ def test_query_secrets_never_reach_rows_or_logs(tmp_path: Path, capsys) -> None:
     frame = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
 
     class MJPEG(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
             self.end_headers()
