@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -87,6 +88,7 @@ class SourceStats:
     count_sum: float = 0.0
     count_max: float = 0.0
     queue_depth: int = 0
+    nonfinite: int = 0
     fps: float = 0.0
     error: str | None = None
     history: deque = field(default_factory=lambda: deque(maxlen=120))
@@ -515,6 +517,14 @@ class Pipeline:
         st = self.stats[name]
         limit = self.cfg.max_frames
         if limit and st.processed >= limit:
+            return
+        if not math.isfinite(float(cr.count)):  # type: ignore[attr-defined]
+            # a non-finite count never reaches smoothing, alerts, aggregates or the outputs
+            st.skipped += 1
+            st.nonfinite += 1
+            if st.nonfinite == 1:
+                logger.warning("%s: frame %d gave a non-finite count; skipped (the model "
+                               "output NaN or inf)", name, frame.index)
             return
         res = self.analyzers[name](frame, cr.density, cr.count, cr.latency_ms)  # type: ignore[attr-defined]
         res.batch = int(getattr(cr, "batch", 1))

@@ -261,3 +261,21 @@ def test_plot_has_zones_and_short_legend(tmp_path: Path, tiny_model: Path) -> No
         monkeypatch.undo()
     assert rc == 0 and (tmp_path / "p.png").stat().st_size > 0
     assert "left" in seen[str(v)]
+
+
+def test_non_finite_counts_are_skipped_not_written(tmp_path: Path, capsys) -> None:
+    from tests.conftest import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "nan.onnx", weight=float("nan"))
+    v = write_video(tmp_path / "v.mp4", n=10, w=64, h=48)
+    rc = main(["run", str(v), "--model", str(model), "--no-dashboard", "--quiet", "--csv",
+               str(tmp_path / "c.csv"), "--summary-json", str(tmp_path / "s.json"),
+               "--aggregate", "1s"])
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert rows == []  # no NaN row, no NaN smoothing carried on
+    agg = (tmp_path / "c_aggregate.csv").read_text()
+    assert "nan" not in agg.lower()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert "non-finite count" in capsys.readouterr().err
+    assert json.dumps(summary).lower().count("nan") == 0
