@@ -164,12 +164,16 @@ class AlertCommand:
     """Runs ``--on-alert CMD`` for each event, without a shell unless ``shell=True``.
 
     The command runs in the background (never blocking the pipeline); its exit status is
-    logged. The event is passed as ``STREAMCOUNT_*`` environment variables.
+    logged. The event is passed as ``STREAMCOUNT_*`` environment variables. At most
+    ``max_running`` commands run at once (further events are logged and not run); at shutdown
+    all are waited for together, ``timeout`` seconds in all, then killed.
     """
 
-    def __init__(self, command: str, shell: bool = False) -> None:
+    def __init__(self, command: str, shell: bool = False, max_running: int = 4) -> None:
         self.command = command
         self.shell = shell
+        self.max_running = max_running
+        self.dropped = 0
         try:
             self.argv = command if shell else shlex.split(command)
         except ValueError as exc:
@@ -194,6 +198,11 @@ class AlertCommand:
     def __call__(self, event: AlertEvent) -> None:
         """Start the command for ``event``; reap finished ones."""
         self._reap()
+        if len(self.running) >= self.max_running:
+            self.dropped += 1
+            logger.warning("--on-alert: %d commands still running; not run for: %s",
+                           len(self.running), event.describe())
+            return
         env = {**os.environ, **self.environment(event)}
         try:
             proc = subprocess.Popen(self.argv, shell=self.shell, env=env,
@@ -212,11 +221,18 @@ class AlertCommand:
                     logger.warning("--on-alert command exited with status %d", rc)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) for commands still running."""
+        """Wait for the commands still running, ``timeout`` seconds for all together, then
+        kill the rest (so shutdown never takes longer than that)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            self._reap()
+            if self.running:
+                time.sleep(0.05)
         for p in self.running:
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("--on-alert command still running after %.0f s; left running",
-                               timeout)
-        self._reap()
+            logger.warning("--on-alert command still running after %.0f s; killed", timeout)
+            p.kill()
+        for p in self.running:
+            p.wait()
+        self.running.clear()

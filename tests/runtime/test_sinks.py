@@ -162,3 +162,16 @@ def test_without_h264_the_fallback_says_so(tmp_path: Path, monkeypatch, caplog) 
                               1.0, 1.0, {}, {}))
     assert sink.codecs["a"] == "mpeg4" and "no H.264 encoder" in caplog.text
     assert video_frames(tmp_path / "o.mp4") == 3
+
+
+def test_alert_commands_are_bounded_and_shutdown_is_quick() -> None:
+    import time
+
+    cmd = AlertCommand(f"{sys.executable} -c 'import time; time.sleep(30)'", max_running=3)
+    ev = AlertEvent("start", "cam", "door", "above", 1.0, 0.0, 2.0, 0.0, 0.0)
+    for _ in range(20):  # a flapping rule
+        cmd(ev)
+    assert len(cmd.running) == 3 and cmd.dropped == 17
+    t0 = time.perf_counter()
+    cmd.close(timeout=1.0)
+    assert time.perf_counter() - t0 < 4 and not cmd.running  # killed together, not 5 s each
