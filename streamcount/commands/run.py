@@ -65,6 +65,7 @@ class RunConfig:
     summary_json: Path | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = None
     show: bool = False
     dashboard: bool = True
     quiet: bool = False
@@ -185,7 +186,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--summary-json", type=Path, metavar="FILE",
                    help="write the end-of-run summary (frames, fps, engine fps) as JSON")
     g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics ([metrics] extra)")
-    g.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    g.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address for --metrics-port (default 127.0.0.1; any other needs a token)")
+    g.add_argument("--metrics-token", default=os.environ.get("STREAMCOUNT_METRICS_TOKEN"),
+                   help="bearer token scrapers must send (default: $STREAMCOUNT_METRICS_TOKEN)")
     g = p.add_argument_group("display")
     g.add_argument("--show", action="store_true", help="OpenCV window (needs a display)")
     g.add_argument("--no-dashboard", action="store_true", help="no live terminal dashboard")
@@ -217,8 +221,13 @@ def run_config(cfg: RunConfig) -> int:
         require("matplotlib", "plot")
     if cfg.metrics_port is not None:
         from streamcount.errors import require
+        from streamcount.sinks.metrics import is_loopback
 
         require("prometheus_client", "metrics")
+        if not is_loopback(cfg.metrics_host) and not cfg.metrics_token:
+            raise InputError(f"--metrics-host {cfg.metrics_host} is reachable from other "
+                             "machines: give --metrics-token (or STREAMCOUNT_METRICS_TOKEN), "
+                             "or keep the default 127.0.0.1")
     for path, what in ((cfg.csv, "CSV"), (cfg.jsonl, "JSONL"), (cfg.aggregate_out, "aggregate"),
                        (cfg.plot, "plot"), (cfg.events, "event log"),
                        (cfg.summary_json, "summary")):
@@ -396,7 +405,8 @@ def _build_sinks(cfg: RunConfig, sources: list, zones: object, window: float | N
     if cfg.metrics_port is not None:
         from streamcount.sinks.metrics import MetricsSink
 
-        sinks.append(MetricsSink(cfg.metrics_port, cfg.metrics_host))
+        sinks.append(MetricsSink(cfg.metrics_port, cfg.metrics_host,
+                                 token=cfg.metrics_token))
     return sinks
 
 

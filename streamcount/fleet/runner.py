@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -284,7 +285,8 @@ class FleetRunner:
         if self.cfg.metrics_port is not None:
             from streamcount.sinks.metrics import MetricsSink
 
-            m = MetricsSink(self.cfg.metrics_port, self.cfg.metrics_host, self.stats_map)
+            m = MetricsSink(self.cfg.metrics_port, self.cfg.metrics_host, self.stats_map,
+                            token=os.environ.get("STREAMCOUNT_METRICS_TOKEN"))
             m.open()
             self.shared_sinks.append(m)
         if self.cfg.events is not None:

@@ -2,10 +2,13 @@
 
 Needs the ``metrics`` extra: ``pip install 'streamcount[metrics]'``.
 
-Served on 127.0.0.1 by default (``--metrics-host`` to change). Metrics, labelled by ``source``
-(and ``zone``; ``total`` is the whole frame):
+Served on 127.0.0.1 by default. Bound to any other address (``--metrics-host``) it needs a
+token (``--metrics-token`` or ``STREAMCOUNT_METRICS_TOKEN``), which scrapers send as
+``Authorization: Bearer TOKEN`` (Prometheus: ``authorization: {credentials: TOKEN}``).
+Metrics, labelled by ``source`` (and ``zone``; ``total`` is the whole frame):
 
-- ``streamcount_count`` / ``streamcount_count_smoothed``: latest count per source and zone
+- ``streamcount_objects`` / ``streamcount_objects_smoothed``: latest count per source and zone
+  (not ``_count``: Prometheus reserves that suffix for histograms and summaries)
 - ``streamcount_fps``: processed frames per second
 - ``streamcount_latency_seconds``: engine latency (histogram)
 - ``streamcount_frames_processed``, ``streamcount_frames_skipped``, ``streamcount_frames_corrupt``,
@@ -36,20 +39,29 @@ class MetricsSink(Sink):
     """
 
     def __init__(self, port: int, host: str = "127.0.0.1",
-                 stats: Callable[[], Mapping[str, Any]] | None = None) -> None:
+                 stats: Callable[[], Mapping[str, Any]] | None = None,
+                 token: str | None = None) -> None:
+        if not is_loopback(host) and not token:
+            from streamcount.errors import InputError
+
+            raise InputError(f"--metrics-host {host} is reachable from other machines: give a "
+                             "--metrics-token (or STREAMCOUNT_METRICS_TOKEN) that scrapers send "
+                             "as a bearer token, or keep the default 127.0.0.1")
         self.port = port
         self.host = host
         self.stats = stats
-        self.server = None
+        self.token = token
+        self.server: Any = None
 
     def open(self) -> None:
         """Start the HTTP server."""
         pc: Any = require("prometheus_client", "metrics")
         reg = self.registry = pc.CollectorRegistry()
         labels = ["source", "zone"]
-        self.count = pc.Gauge("streamcount_count", "latest count", labels, registry=reg)
-        self.smoothed = pc.Gauge("streamcount_count_smoothed", "latest smoothed count", labels,
-                                 registry=reg)
+        self.count = pc.Gauge("streamcount_objects", "latest count of objects", labels,
+                              registry=reg)
+        self.smoothed = pc.Gauge("streamcount_objects_smoothed", "latest smoothed count of "
+                                 "objects", labels, registry=reg)
         self.fps = pc.Gauge("streamcount_fps", "processed frames per second", ["source"],
                             registry=reg)
         self.latency = pc.Histogram(
@@ -59,14 +71,13 @@ class MetricsSink(Sink):
         if stats is not None:
             reg.register(_StatsCollector(pc, stats))
         try:
-            out = pc.start_http_server(self.port, addr=self.host, registry=reg)
+            self.server = _serve(pc.make_wsgi_app(reg), self.host, self.port, self.token)
         except OSError as exc:
             raise OutputError(f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror}; "
                               "choose another --metrics-port") from None
-        if isinstance(out, tuple):
-            self.server = out[0]
-            self.port = self.server.server_address[1]
-        logger.info("metrics on http://%s:%d/metrics", self.host, self.port)
+        self.port = self.server.server_address[1]
+        logger.info("metrics on http://%s:%d/metrics%s", self.host, self.port,
+                    " (bearer token required)" if self.token else "")
 
     def write(self, result: Result) -> None:
         """Update the gauges from one result."""
@@ -85,6 +96,45 @@ class MetricsSink(Sink):
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(app: Any, host: str, port: int, token: str | None) -> Any:
+    """A threaded WSGI server for ``app`` in a daemon thread; a bearer token when given."""
+    import hmac
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    def guarded(environ: dict, start_response: Any) -> Any:
+        sent = environ.get("HTTP_AUTHORIZATION", "")
+        if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            start_response("401 Unauthorized", [("WWW-Authenticate", "Bearer"),
+                                                ("Content-Type", "text/plain")])
+            return [b"unauthorized\n"]
+        return app(environ, start_response)
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:  # no access log (and no token) on stderr
+            pass
+
+    class Threaded(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    server = make_server(host, port, guarded, server_class=Threaded, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
 
 
 class _StatsCollector:

@@ -126,7 +126,7 @@ def test_metrics_endpoint(tmp_path: Path) -> None:
         m.write(result(0, 4.0))
         body = urllib.request.urlopen(f"http://127.0.0.1:{m.port}/metrics", timeout=5).read()
     text = body.decode()
-    assert 'streamcount_count{source="a",zone="total"} 4.0' in text
+    assert 'streamcount_objects{source="a",zone="total"} 4.0' in text
     assert 'streamcount_reconnects_total{source="a"} 2.0' in text
 
 
@@ -175,3 +175,44 @@ def test_alert_commands_are_bounded_and_shutdown_is_quick() -> None:
     t0 = time.perf_counter()
     cmd.close(timeout=1.0)
     assert time.perf_counter() - t0 < 4 and not cmd.running  # killed together, not 5 s each
+
+
+def test_metrics_off_loopback_need_a_token() -> None:
+    pytest.importorskip("prometheus_client")
+    import urllib.error
+
+    from streamcount.errors import InputError
+    from streamcount.sinks.metrics import MetricsSink
+
+    with pytest.raises(InputError, match="--metrics-token"):
+        MetricsSink(0, host="0.0.0.0")
+    with MetricsSink(0, host="0.0.0.0", token="s3cret-token") as m:
+        m.write(result(0, 4.0))
+        url = f"http://127.0.0.1:{m.port}/metrics"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url, timeout=5)
+        assert e.value.code == 401
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer wrong"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(req, timeout=5)
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer s3cret-token"})
+        assert b"streamcount_objects" in urllib.request.urlopen(req, timeout=5).read()
+
+
+def test_metrics_names_pass_the_prometheus_linter() -> None:
+    """No gauge ends in _count/_sum/_bucket (reserved); promtool checks it where installed."""
+    pytest.importorskip("prometheus_client")
+    import shutil
+    import subprocess
+
+    from streamcount.sinks.metrics import MetricsSink
+
+    with MetricsSink(0) as m:
+        m.write(result(0, 4.0))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{m.port}/metrics", timeout=5).read()
+    for line in text.decode().splitlines():
+        if line.startswith("# TYPE") and line.endswith("gauge"):
+            assert not line.split()[2].endswith(("_count", "_sum", "_bucket", "_total")), line
+    if shutil.which("promtool"):
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+        assert r.returncode == 0, r.stdout + r.stderr
