@@ -55,6 +55,9 @@ class Counter:
         device: ``auto`` (TensorRT, CUDA, then CPU), ``cpu``, ``cuda`` or ``tensorrt``.
         threads: ONNX Runtime intra-op threads (0: one per core).
         input_scale: Override the model's input scale (frames are resized by it).
+        gain: Multiply every density (and so every count) by this: a quick calibration for a
+            camera where the model is systematically off (``streamcount calibrate`` stores a
+            fitted one in a copy of the model instead).
         max_side: Override the tiling limit (longest model-input side before tiling).
         cache_dir: TensorRT engine cache.
         precision: ``auto`` (int8 where the CPU has VNNI/AMX and the bundled model ships an
@@ -72,6 +75,7 @@ class Counter:
         device: str = "auto",
         threads: int = 0,
         input_scale: float | None = None,
+        gain: float = 1.0,
         max_side: int | None = None,
         cache_dir: Path | None = None,
         precision: str = "auto",
@@ -94,6 +98,13 @@ class Counter:
             self.metadata.max_side = int(max_side)
         self._check_signature()
         self.pre = Preprocessor(self.metadata, input_scale)
+        import math
+
+        if not (math.isfinite(gain) and 0.05 <= gain <= 20.0):
+            from streamcount.errors import InputError
+
+            raise InputError(f"--gain must be between 0.05 and 20, got {gain}")
+        self.gain = float(gain)
         self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self._io_binding = self.device in ("cuda", "tensorrt")
 
@@ -166,7 +177,7 @@ class Counter:
             self.pre(f, out=buf[k, :, :mh, :mw])
         out = self._run(buf)
         np.maximum(out, 0.0, out=out)  # a density is never negative: no negative zone counts
-        scale = float(self.metadata.density_scale)
+        scale = float(self.metadata.density_scale) / self.gain
         return [out[k, 0, :mh, :mw] / scale for k in range(len(frames))]
 
     def _buffer(self, n: int, h: int, w: int) -> np.ndarray:
@@ -198,7 +209,7 @@ class Counter:
         m = max(1, int(self.metadata.size_multiple))
         side -= side % m
         out = np.zeros((h, w), np.float32)
-        scale = float(self.metadata.density_scale)
+        scale = float(self.metadata.density_scale) / self.gain
         for t in plan_tiles(h, w, side, int(self.metadata.tile_overlap)):
             th, tw = t.y1 - t.y0, t.x1 - t.x0
             buf = self._buffer(1, -(-th // m) * m, -(-tw // m) * m)

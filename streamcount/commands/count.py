@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "variant, else fp32")
     p.add_argument("--input-scale", type=float, metavar="S",
                    help="resize images by S before the model (default: the model's own)")
+    p.add_argument("--gain", type=float, default=1.0,
+                   help="multiply every count by this (`streamcount calibrate` fits one)")
     p.add_argument("--batch", type=int, default=1, help="images per engine call (same sizes)")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("--zones", type=Path, help="zone file (JSON/YAML): counts per zone")
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from streamcount.zones import ZoneSet
 
     counter = Counter(args.model, device=args.device, threads=args.threads,
-                      precision=args.precision, input_scale=args.input_scale)
+                      precision=args.precision, input_scale=args.input_scale,
+                      gain=args.gain)
     paths = expand_paths(args.paths)
     zones = ZoneSet.load(args.zones) if args.zones else ZoneSet.empty()
     overlay = None

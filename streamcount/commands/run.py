@@ -42,6 +42,7 @@ class RunConfig:
     threads: int = 0
     precision: str = "auto"
     input_scale: float | None = None
+    gain: float = 1.0
     mode: str | None = None
     realtime: bool = False
     batch: int = 8
@@ -145,6 +146,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-scale", type=float, metavar="S",
                    help="resize frames by S before the model (default: the model's own; "
                         "larger for cameras whose people look small, smaller for large ones)")
+    g.add_argument("--gain", type=float, default=1.0,
+                   help="multiply every count by this (a quick fix for a camera the model "
+                        "under- or over-counts; `streamcount calibrate` fits one)")
     g = p.add_argument_group("pipeline")
     g.add_argument("--mode", choices=["live", "file"],
                    help="live: newest frame wins (webcams, URLs); file: every frame, batched "
@@ -279,7 +283,8 @@ def run_config(cfg: RunConfig) -> int:
 
     try:
         counter = Counter(cfg.model, device=cfg.device, threads=cfg.threads,
-                          precision=cfg.precision, input_scale=cfg.input_scale)
+                          precision=cfg.precision, input_scale=cfg.input_scale,
+                          gain=cfg.gain)
     except BaseException:
         for s in sources:
             s.close()
