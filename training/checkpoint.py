@@ -92,3 +92,32 @@ def model_from_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
         ) from exc
     model.eval()
     return model, cfg
+
+
+def slim_copy(src: Path, dst: Path) -> None:
+    """A small copy of a checkpoint to ship beside a bundled model: the (EMA) weights in fp16
+    and the config, without optimizer state (``--init NAME`` fine-tunes from it)."""
+
+    state = load_checkpoint(src)
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    save_checkpoint({"model": half, "config": state["config"], "epoch": state.get("epoch", -1)},
+                    dst)
+
+
+def resolve_init(name: str) -> Path:
+    """``--init``: a checkpoint path, or a bundled model's name (its shipped ``NAME.pt``).
+
+    Raises:
+        InputError: neither exists.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    from streamcount.models import MODELS_DIR, bundled_models
+
+    shipped = MODELS_DIR / f"{name}.pt"
+    if name in bundled_models() and shipped.is_file():
+        return shipped
+    have = sorted(p.stem for p in MODELS_DIR.glob("*.pt"))
+    raise InputError(f"--init {name}: no such checkpoint, and no bundled model of that name "
+                     f"ships weights (those that do: {', '.join(have) or 'none'})")

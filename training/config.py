@@ -31,7 +31,8 @@ class TrainConfig:
         freeze_stages: Keep the first N encoder stages (the stem is stage 1) fixed.
         frozen_bn: Keep the encoder's batch-norm statistics (ImageNet's) fixed: the encoder
             then computes the same in training and at test time, whatever the batch.
-        init: Start from this checkpoint's weights (fine-tuning; same architecture), or ``""``.
+        init: Start from these weights (fine-tuning; same architecture): a checkpoint, or the
+            name of a bundled model that ships them (``crowd``); ``""`` for none.
         growth: U-Net channel factor per level (1: constant width).
         n_convs: Convolutions per block.
         epochs: Passes of ``samples_per_epoch`` items.

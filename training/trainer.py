@@ -152,7 +152,9 @@ class Trainer:
         extra = {"pretrained": True} if cfg.pretrained and "pretrained" in _params(arch) else {}
         self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs(), **extra)
         if cfg.init and not self.resume:
-            self._load_init(Path(cfg.init))
+            from training.checkpoint import resolve_init
+
+            self._load_init(resolve_init(cfg.init))
         self._freeze(cfg.freeze_stages)
         if self.device == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -147,3 +147,28 @@ def test_frozen_bn_keeps_the_imagenet_statistics(blob_dataset: Path, tmp_path: P
     imagenet = load_lite0_state()["_blocks.3._bn1.running_var"]
     torch.testing.assert_close(t.model.encoder._blocks[3]._bn1.running_var, imagenet)
     assert t.model.net.decoder.head[0][1].num_batches_tracked > 0  # the decoder's still learn
+
+
+def test_init_from_a_slim_shipped_copy(blob_dataset: Path, tmp_path: Path) -> None:
+    from training.checkpoint import slim_copy
+
+    cfg = TrainConfig(data=str(blob_dataset), out=str(tmp_path / "a"), arch="unet_effl0",
+                      decoder_channels=8, pretrained=False, epochs=1, samples_per_epoch=16,
+                      batch_size=8, patch=32, threads=2)
+    Trainer(cfg, progress=False).fit()
+    slim = tmp_path / "slim.pt"
+    slim_copy(tmp_path / "a" / "best.pt", slim)
+    assert slim.stat().st_size < (tmp_path / "a" / "best.pt").stat().st_size
+    t = Trainer(replace(cfg, out=str(tmp_path / "b"), init=str(slim), epochs=1),
+                progress=False)
+    t._setup()
+    ref = torch.load(slim, weights_only=True)["model"]["net.decoder.head.1.weight"]
+    torch.testing.assert_close(t.model.net.decoder.head[1].weight, ref.float())
+
+
+def test_init_with_an_unknown_name_is_one_line() -> None:
+    from streamcount.errors import InputError
+    from training.checkpoint import resolve_init
+
+    with pytest.raises(InputError, match="no bundled model of that name"):
+        resolve_init("no-such-model")
