@@ -48,14 +48,15 @@ def write_clip(path: Path, n: int) -> Path:
     return path
 
 
-def bench_run(clip: Path, streams: int, model: str, out: Path) -> dict:
+def bench_run(clip: Path, streams: int, model: str, out: Path, device: str = "auto",
+              batch: int = 8) -> dict:
     """``streamcount run`` with ``streams`` copies of ``clip``."""
     from streamcount.commands.run import RunConfig, run_config
 
     summary = out / f"run{streams}.json"
     cfg = RunConfig(sources=[str(clip)] * streams, model=model, mode="file",
                     csv=out / f"run{streams}.csv", dashboard=False, quiet=True,
-                    summary_json=summary)
+                    summary_json=summary, device=device, batch=batch)
     run_config(cfg)
     s = json.loads(summary.read_text())
     frames = sum(v["frames"] for v in s["sources"].values())
@@ -130,6 +131,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--model", default="crowd")
     ap.add_argument("--no-fleet", action="store_true", help="skip the Ray part")
+    ap.add_argument("--device", default="auto", help="engine device for the run part (auto)")
+    ap.add_argument("--batch", type=int, default=8, help="frames per engine call (8)")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     args = ap.parse_args()
     cpus = os.cpu_count() or 1
@@ -138,7 +141,7 @@ def main() -> None:
         d = Path(tmp)
         clip = write_clip(d / "clip640.mp4", args.frames)
         for n in args.streams:
-            rows.append(bench_run(clip, n, args.model, d))
+            rows.append(bench_run(clip, n, args.model, d, args.device, args.batch))
             print(rows[-1], flush=True)
         if not args.no_fleet:
             rows.append(bench_fleet(clip, max(args.streams), args.model, d, cpus))

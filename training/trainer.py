@@ -291,6 +291,8 @@ class Trainer:
         if p == "fp32":
             return contextlib.nullcontext, None
         if self.device == "cuda":
+            if torch.cuda.is_bf16_supported():  # Ampere and later: bf16, no loss scaling
+                return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
             scaler = torch.amp.GradScaler("cuda")
             return (lambda: torch.autocast("cuda", dtype=torch.float16)), scaler
         if self.device == "cpu" and (p == "bf16" or (p == "auto" and cpu_supports_bf16())):

@@ -6,6 +6,7 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--precision", action="append", choices=list(PRECISIONS),
                    help="auto, fp32 or int8 (repeatable; default auto)")
-    p.add_argument("--batch", type=int, default=1, help="frames per engine call")
+    p.add_argument("--batch", type=int, action="append",
+                   help="frames per engine call (repeatable: --batch 1 --batch 8; default 1)")
+    p.add_argument("--fp16", action="store_true",
+                   help="also time an fp16 copy of each model (GPUs; needs the onnx package)")
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per case")
     p.add_argument("--frame", type=Path, help="an image to use (default: the example clip)")
     p.add_argument("--json", action="store_true", help="one JSON object per case")
@@ -78,6 +82,20 @@ def bench_case(counter: object, frame: np.ndarray, batch: int, seconds: float) -
     }
 
 
+def _fp16_copy(model: str, folder: Path) -> str:
+    """An fp16 copy of a bundled model or .onnx file (inputs and outputs stay float32)."""
+    from streamcount.errors import require
+    from streamcount.models import resolve_model
+
+    require("onnx", "train")
+    from exports.quantize import convert_fp16
+
+    src = resolve_model(model)
+    dst = folder / f"{src.stem}-fp16.onnx"
+    convert_fp16(src, dst)
+    return str(dst)
+
+
 def run(args: argparse.Namespace) -> int:
     """Benchmark every model x size and print a table (or JSON)."""
     import cv2
@@ -94,19 +112,28 @@ def run(args: argparse.Namespace) -> int:
                 "p95 ms", "fps"):
         table.add_column(col)
     cases = [(m, p) for m in models for p in (args.precision or ["auto"])]
+    batches = args.batch or [1]
+    if any(b < 1 or b > 256 for b in batches):
+        raise InputError("--batch must be from 1 to 256")
+    tmp = tempfile.TemporaryDirectory()
+    if args.fp16:
+        cases += [(_fp16_copy(m, Path(tmp.name)), "fp32") for m in models]
     for m, prec in cases:
         counter = Counter(m, device=args.device, threads=args.threads, precision=prec)
         for w, h in sizes:
             frame = cv2.resize(base, (w, h), interpolation=cv2.INTER_AREA)
-            res = bench_case(counter, frame, args.batch, args.seconds)
-            mh, mw = counter.pre.model_size(h, w)
-            row = {"model": counter.name, "precision": counter.precision,
-                   "provider": counter.device, "frame": f"{w}x{h}", "model_input": f"{mw}x{mh}",
-                   "batch": args.batch, **res}  # fmt: skip
-            if args.json:
-                print(json.dumps(row), flush=True)
-            else:
-                table.add_row(*(str(v) for k, v in row.items() if k != "runs"))
+            for batch in batches:
+                res = bench_case(counter, frame, batch, args.seconds)
+                mh, mw = counter.pre.model_size(h, w)
+                row = {"model": counter.name, "precision": counter.metadata.precision
+                       if counter.metadata.precision == "fp16" else counter.precision,
+                       "provider": counter.device, "frame": f"{w}x{h}",
+                       "model_input": f"{mw}x{mh}", "batch": batch, **res}  # fmt: skip
+                if args.json:
+                    print(json.dumps(row), flush=True)
+                else:
+                    table.add_row(*(str(v) for k, v in row.items() if k != "runs"))
+    tmp.cleanup()
     if not args.json:
         Console().print(table)
     return 0

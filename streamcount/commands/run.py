@@ -411,7 +411,7 @@ def _build_sinks(cfg: RunConfig, sources: list, zones: object, window: float | N
         from streamcount.sinks.metrics import MetricsSink
 
         sinks.append(MetricsSink(cfg.metrics_port, cfg.metrics_host,
-                                 token=cfg.metrics_token))
+                                 token=cfg.metrics_token, labels=slug))
     return sinks
 
 

@@ -40,7 +40,7 @@ class MetricsSink(Sink):
 
     def __init__(self, port: int, host: str = "127.0.0.1",
                  stats: Callable[[], Mapping[str, Any]] | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, labels: Mapping[str, str] | None = None) -> None:
         if not is_loopback(host) and not token:
             from streamcount.errors import InputError
 
@@ -51,6 +51,7 @@ class MetricsSink(Sink):
         self.host = host
         self.stats = stats
         self.token = token
+        self.labels = dict(labels or {})  # source name -> its label (the file name, not a path)
         self.server: Any = None
 
     def open(self) -> None:
@@ -69,7 +70,7 @@ class MetricsSink(Sink):
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
         stats = self.stats
         if stats is not None:
-            reg.register(_StatsCollector(pc, stats))
+            reg.register(_StatsCollector(pc, stats, self.labels))
         try:
             self.server = _serve(pc.make_wsgi_app(reg), self.host, self.port, self.token)
         except OSError as exc:
@@ -81,7 +82,7 @@ class MetricsSink(Sink):
 
     def write(self, result: Result) -> None:
         """Update the gauges from one result."""
-        s = result.source
+        s = self.labels.get(result.source, result.source)
         self.count.labels(s, "total").set(result.count)
         self.smoothed.labels(s, "total").set(result.smoothed)
         for z, v in result.zones.items():
@@ -140,9 +141,11 @@ def _serve(app: Any, host: str, port: int, token: str | None) -> Any:
 class _StatsCollector:
     """Reads the pipeline's running totals at scrape time."""
 
-    def __init__(self, pc: Any, stats: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, pc: Any, stats: Callable[[], Mapping[str, Any]],
+                 labels: Mapping[str, str] | None = None) -> None:
         self.pc = pc
         self.stats = stats
+        self.labels = labels or {}
 
     def collect(self):
         from prometheus_client.core import CounterMetricFamily
@@ -152,8 +155,9 @@ class _StatsCollector:
         rec = CounterMetricFamily("streamcount_reconnects", "live source reconnects",
                                   labels=["source"])
         for name, st in self.stats().items():
+            label = self.labels.get(name, name)
             for k, fam in fams.items():
-                fam.add_metric([name], float(getattr(st, k, 0)))
-            rec.add_metric([name], float(getattr(st, "reconnects", 0)))
+                fam.add_metric([label], float(getattr(st, k, 0)))
+            rec.add_metric([label], float(getattr(st, "reconnects", 0)))
         yield from fams.values()
         yield rec

@@ -216,3 +216,17 @@ def test_metrics_names_pass_the_prometheus_linter() -> None:
     if shutil.which("promtool"):
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_metrics_label_sources_by_name_not_path() -> None:
+    pytest.importorskip("prometheus_client")
+    from types import SimpleNamespace
+
+    from streamcount.sinks.metrics import MetricsSink
+
+    stats = {"a": SimpleNamespace(processed=3, skipped=0, corrupt=0, reconnects=0)}
+    with MetricsSink(0, stats=lambda: stats, labels={"a": "entrance"}) as m:
+        m.write(result(0, 4.0))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{m.port}/metrics", timeout=5).read()
+    assert b'streamcount_objects{source="entrance",zone="total"} 4.0' in text
+    assert b'streamcount_frames_processed_total{source="entrance"} 3.0' in text

