@@ -26,6 +26,7 @@ class TrainConfig:
         arch: Registered architecture (``unet``, ``fcrn_a``).
         filters: U-Net width (of the full-resolution blocks).
         decoder_channels: Decoder width of pretrained-encoder U-Nets (``unet_effl0``).
+        decoder_norm: Their decoder's normalisation: ``bn`` or ``none``.
         pretrained: Start the encoder of a pretrained-encoder architecture from ImageNet.
         encoder_lr: Encoder learning rate as a factor of ``lr`` (pretrained encoders).
         freeze_stages: Keep the first N encoder stages (the stem is stage 1) fixed.
@@ -66,6 +67,7 @@ class TrainConfig:
     growth: int = 1
     n_convs: int = 2
     decoder_channels: int = 64
+    decoder_norm: str = "bn"
     pretrained: bool = True
     encoder_lr: float = 0.1
     freeze_stages: int = 0

@@ -28,6 +28,7 @@ class Evaluation:
     pred: list[float] = field(default_factory=list)
     example: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # image, gt, predicted
     blocks: dict[str, dict[str, float]] = field(default_factory=dict)
+    bands: list[dict[str, float]] = field(default_factory=list)
 
 
 def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
@@ -62,7 +63,8 @@ def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
 
 
 def evaluate_checkpoint(
-    checkpoint: Path, split_path: Path, game_levels: int = 3, progress: bool = True
+    checkpoint: Path, split_path: Path, game_levels: int = 3, progress: bool = True,
+    bands: int = 0,
 ) -> Evaluation:
     """Run a checkpoint over every image of a split.
 
@@ -71,6 +73,8 @@ def evaluate_checkpoint(
         split_path: An HDF5 split from ``streamcount prepare``.
         game_levels: Compute GAME(0..L).
         progress: Show a progress bar.
+        bands: Also report the mean true and predicted count in this many horizontal bands,
+            top to bottom (where in the frame a camera's error sits: far or near).
     """
     import torch
     from rich.progress import track
@@ -90,6 +94,8 @@ def evaluate_checkpoint(
     games: list[list[float]] = [[] for _ in range(game_levels + 1)]
     ev = Evaluation(metrics={})
     best_example = None
+    band_true = np.zeros(max(bands, 0))
+    band_pred = np.zeros(max(bands, 0))
     for img, den, cnt, name in track(
         list(zip(data.images, data.densities, data.counts, data.names, strict=True)),
         description="evaluate", disable=not progress, transient=True,
@@ -103,12 +109,20 @@ def evaluate_checkpoint(
         ev.pred.append(p)
         for level in range(game_levels + 1):
             games[level].append(game(d, den, level))
+        if bands > 0:
+            edges = np.linspace(0, d.shape[0], bands + 1).round().astype(int)
+            for b in range(bands):
+                band_true[b] += float(den[edges[b]:edges[b + 1]].sum())
+                band_pred[b] += float(d[edges[b]:edges[b + 1]].sum())
         if best_example is None:
             best_example = (img, den, d)
     ev.metrics = count_metrics(np.array(ev.pred), np.array(ev.true))
     for level, vals in enumerate(games):
         ev.metrics[f"game{level}"] = float(np.mean(vals))
     ev.example = best_example
+    n_img = max(len(ev.pred), 1)
+    ev.bands = [{"band": b, "true": band_true[b] / n_img, "pred": band_pred[b] / n_img,
+                 "bias": (band_pred[b] - band_true[b]) / n_img} for b in range(max(bands, 0))]
     for label, idx in frame_blocks(ev.names):
         ev.blocks[label] = count_metrics(np.array(ev.pred)[idx], np.array(ev.true)[idx])
     return ev

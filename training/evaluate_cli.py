@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from streamcount.errors import require
+from streamcount.errors import InputError, require
 
 HELP = "MAE, RMSE, bias and GAME of a checkpoint on a prepared split (needs the train extra)"
 
@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, help="write the true-vs-predicted figure (PNG)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--game-levels", type=int, default=3, help="GAME(0..L)")
+    p.add_argument("--bands", type=int, default=0, metavar="N",
+                   help="also the bias in N horizontal bands, top to bottom (far to near)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,14 +34,19 @@ def run(args: argparse.Namespace) -> int:
     from training.splits_io import split_file
 
     split_path = split_file(args.data, args.split)
+    if not 0 <= args.bands <= 20:
+        raise InputError(f"--bands must be from 0 to 20, got {args.bands}")
     ev = evaluate_checkpoint(
-        args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json
+        args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json,
+        bands=args.bands,
     )
     if args.plot:
         plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
     row = summary_row(ev)
     if args.json:
         blocks = {"blocks": ev.blocks} if ev.blocks else {}
+        if ev.bands:
+            blocks["bands"] = ev.bands
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
                           **blocks}))
         return 0
@@ -55,6 +62,14 @@ def run(args: argparse.Namespace) -> int:
         for label, m in ev.blocks.items():
             bt.add_row(label, str(m["n"]), f"{m['mae']:.3f}", f"{m['rmse']:.3f}",
                        f"{m['bias']:+.3f}")
+        Console().print(bt)
+    if ev.bands:
+        bt = Table(title="mean count per horizontal band (top = far)")
+        for col in ("band", "true", "predicted", "bias"):
+            bt.add_column(col)
+        for b in ev.bands:
+            bt.add_row(f"{b['band'] + 1}/{len(ev.bands)}", f"{b['true']:.2f}", f"{b['pred']:.2f}",
+                       f"{b['bias']:+.2f}")
         Console().print(bt)
     if args.plot:
         Console().print(f"plot written to {args.plot}")

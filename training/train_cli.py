@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 # CLI flag -> TrainConfig attribute, for the plain (non-augmentation) settings.
 _FLAGS = {
     "data": str, "data_weights": str, "out": str, "arch": str, "filters": int, "growth": int,
-    "n_convs": int, "decoder_channels": int, "encoder_lr": float, "freeze_stages": int,
+    "n_convs": int, "decoder_channels": int, "decoder_norm": str, "encoder_lr": float,
+    "freeze_stages": int,
     "init": str,
     "epochs": int, "samples_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
     "weight_decay": float, "optimizer": str, "schedule": str, "density_scale": float,

@@ -27,8 +27,9 @@ def test_pack_then_run_trains_and_exports_every_model(blob_dataset: Path, tmp_pa
     assert size < packmod.MAX_BYTES
     monkeypatch.delenv("STREAMCOUNT_LITE0_WEIGHTS", raising=False)
     out = tmp_path / "out"
-    summary = runmod.run(tmp_path / "pack.h5", out, budget_s=30, device="cpu", batch=8,
-                         workers=0, overrides={"samples_per_epoch": 16, "patch": 32})
+    summary = runmod.run(tmp_path / "pack.h5", out, budget_s=5, device="cpu", batch=8,
+                         workers=0, overrides={"samples_per_epoch": 16, "patch": 32},
+                         max_epochs=1)
     assert set(summary["models"]) == {"crowd", "mall", "cells"}
     for name, m in summary["models"].items():
         assert m["epochs"] >= 1 and "mae" in m["best_val"]

@@ -188,3 +188,16 @@ def test_ctrl_c_during_training_keeps_the_last_checkpoint(blob_dataset: Path,
     state = load_checkpoint(out / "last.pt")
     assert 0 <= state["epoch"] < 199
     assert not list(out.glob("*.tmp"))
+
+
+def test_evaluate_reports_bands_and_blocks(trained, blob_dataset: Path) -> None:
+    from training.evaluate import evaluate_checkpoint, frame_blocks
+
+    _, out = trained
+    ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", game_levels=0,
+                             progress=False, bands=4)
+    assert len(ev.bands) == 4
+    assert sum(b["true"] for b in ev.bands) == pytest.approx(np.mean(ev.true), rel=1e-4)
+    assert sum(b["pred"] for b in ev.bands) == pytest.approx(np.mean(ev.pred), rel=1e-3)
+    assert frame_blocks(["seq_000301", "seq_000302", "seq_000701", "seq_000702"]) == [
+        ("301-302", [0, 1]), ("701-702", [2, 3])]

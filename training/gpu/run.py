@@ -127,7 +127,7 @@ class _NoProgress:
 
 def run(pack: Path, out: Path, budget_s: float, device: str = "auto", batch: int = 64,
         workers: int = 8, models: tuple[str, ...] = ("crowd", "mall", "cells"),
-        overrides: dict[str, Any] | None = None) -> dict:
+        overrides: dict[str, Any] | None = None, max_epochs: int | None = None) -> dict:
     """Unpack, train, export; returns (and writes) the summary."""
     from exports.onnx import export_checkpoint
     from training.checkpoint import slim_copy
@@ -150,6 +150,8 @@ def run(pack: Path, out: Path, budget_s: float, device: str = "auto", batch: int
             cfg = replace(cfg, init="")  # crowd not trained in this run: mall from ImageNet
         per_epoch = probe_seconds_per_epoch(cfg)
         epochs = max(1, int(0.8 * (budget - (time.perf_counter() - t0)) / max(per_epoch, 1e-3)))
+        if max_epochs is not None:
+            epochs = min(epochs, max_epochs)
         cfg = replace(cfg, epochs=epochs, val_every=max(1, epochs // 6))
         logger.info("%s: %d epochs of %d samples (%.1f s each, budget %.0f s)", name, epochs,
                     cfg.samples_per_epoch, per_epoch, budget)

