@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", action="append",
                    help="folder or glob of real images for --int8 (repeatable: varied scenes, "
                         "each an equal share)")
+    p.add_argument("--calibration-images", type=int, default=64, metavar="N",
+                   help="calibration images used, spread over the --calibration sources (64)")
     p.add_argument("--check", action="append",
                    help="other images to measure the int8 drift on (repeatable; default: the "
                         "calibration images)")
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if args.int8:
             drift = quantize_int8(fp32, args.out, args.calibration, max_drift=args.max_drift,
                                   check=args.check, fp32_edges=edges,  # type: ignore[arg-type]
+                                  limit=args.calibration_images,
                                   max_drift_max=args.max_drift_max)
             report["precision"] = "int8"
             report["int8_drift"] = drift.__dict__

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,16 @@ def test_recipe_parses_and_names_its_model(name: str) -> None:
     assert f"training/recipes/{name}.toml" in (MODELS / f"{name}.md").read_text()
 
 
-def test_crowd_accurate_is_crowd_widened() -> None:
-    """The shipped crowd-accurate was trained as crowd.toml plus four flags; the file says so."""
-    crowd = TrainConfig.from_toml(RECIPES / "crowd.toml")
+def test_crowd_accurate_is_the_wide_u_net_on_shanghaitech_b() -> None:
+    """crowd-accurate keeps the recipe it was trained with (U-Net-16x2, ShanghaiTech B only)."""
     accurate = TrainConfig.from_toml(RECIPES / "crowd-accurate.toml")
-    expected = replace(crowd, growth=2, patch=192, samples_per_epoch=384, epochs=50,
-                       out="runs/crowd-accurate", name="crowd-accurate")
-    assert accurate == expected
+    assert (accurate.arch, accurate.filters, accurate.growth) == ("unet", 16, 2)
+    assert accurate.data == "data/shb-half-s4" and accurate.patch == 192
+
+
+def test_crowd_and_mall_are_the_pretrained_u_net_without_decoder_norm() -> None:
+    crowd = TrainConfig.from_toml(RECIPES / "crowd.toml")
+    mall = TrainConfig.from_toml(RECIPES / "mall.toml")
+    for cfg in (crowd, mall):
+        assert cfg.arch == "unet_effl0" and cfg.decoder_norm == "none" and cfg.frozen_bn
+    assert len(crowd.data_dirs()) == 3 and mall.init == "runs/crowd/best.pt"
