@@ -17,8 +17,7 @@ MODELS = ["cells", "mall", "crowd", "crowd-accurate"]
 # name -> (prepare arguments as in the card's recipe, where the original images are)
 DATA = {
     "cells": (["cells", "--root", "vgg-cells"], None),
-    "mall": (["mall", "--root", "mall", "--scale", "0.5", "--val-fraction", "0.25",
-              "--val-blocks", "2"], "mall/frames"),
+    "mall": (["mall", "--root", "mall", "--scale", "0.5"], "mall/frames"),
     "crowd": (["shanghaitech", "--root", "shanghaitech-b", "--scale", "0.5", "--kernel", "fixed",
                "--sigma", "4"], "shanghaitech-b/train_data/images"),
 }
