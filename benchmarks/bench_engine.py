@@ -420,6 +420,14 @@ def write_markdown(result: dict, path: Path) -> None:
             continue
         lines.append(f"| {r['case']} | {r['frames']} | {r['csv_rows']} | {r['video_frames']} | "
                      f"{r['e2e_fps']} | {r['engine_fps']} | {r['pipeline_overhead']:.1%} |")
+    sweep = result.get("session_sweep") or []
+    if sweep:
+        lines += ["", "ONNX Runtime session settings, the default model at 320x240 model input:",
+                  "",
+                  "| intra-op threads | spinning | memory arena | median ms | fps |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['threads']} | {r['spinning']} | {r['arena']} | {r['median_ms']} | "
+                  f"{r['fps']} |" for r in sweep]
     seed = next((r for r in result["latency"] if r["case"].startswith("seed-style")), None)
     best = max((r["e2e_fps"] for r in result["e2e"] if "e2e_fps" in r), default=None)
     if seed and best:
@@ -458,6 +466,8 @@ def main() -> None:
         quant = {} if args.no_int8 or args.models else int8_variants(models, Path(tmp))
         result["latency"] += engine_cases(frames, {**models, **quant}, args.seconds)
     result["e2e"] = e2e_cases(args.e2e_model, args.e2e_frames)
+    if not args.quick and args.e2e_model in available:
+        result["session_sweep"] = session_sweep(available[args.e2e_model], args.seconds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n")
     write_markdown(result, args.out / "benchmarks.md")
