@@ -154,7 +154,10 @@ class Counter:
         for (h, w), idx in groups.items():
             dens = self._densities([frames[i] for i in idx])
             for i, d in zip(idx, dens, strict=True):
+                # a count is never negative (models without a clamp in their head can sum
+                # slightly below zero on blank frames); the map itself is left as calibrated
                 c = float(d.sum(dtype=np.float64))
+                c = max(0.0, c) if np.isfinite(c) else c  # NaN stays NaN: the pipeline skips it
                 results[i] = CountResult(c, density_to_frame(d, (h, w)), 0.0)
         ms = (time.perf_counter() - t0) * 1000.0
         for r in results:
@@ -176,7 +179,6 @@ class Counter:
         for k, f in enumerate(frames):
             self.pre(f, out=buf[k, :, :mh, :mw])
         out = self._run(buf)
-        np.maximum(out, 0.0, out=out)  # a density is never negative: no negative zone counts
         scale = float(self.metadata.density_scale) / self.gain
         return [out[k, 0, :mh, :mw] / scale for k in range(len(frames))]
 
@@ -214,7 +216,7 @@ class Counter:
             th, tw = t.y1 - t.y0, t.x1 - t.x0
             buf = self._buffer(1, -(-th // m) * m, -(-tw // m) * m)
             buf[0, :, :th, :tw] = x[:, t.y0 : t.y1, t.x0 : t.x1]
-            d = np.maximum(self._run(buf)[0, 0, :th, :tw], 0.0) / scale
+            d = self._run(buf)[0, 0, :th, :tw] / scale
             out[t.oy0 : t.oy1, t.ox0 : t.ox1] = d[
                 t.oy0 - t.y0 : t.oy1 - t.y0, t.ox0 - t.x0 : t.ox1 - t.x0
             ]

@@ -244,7 +244,7 @@ def measure(zones: ZoneSet, density: np.ndarray, count: float
     """
     if zones.roi is not None:
         density = zones.apply_roi(density)
-        count = float(density.sum(dtype=np.float64))
+        count = max(0.0, float(density.sum(dtype=np.float64)))
     return count, zones.counts(density), density
 
 

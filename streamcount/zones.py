@@ -289,7 +289,8 @@ class ZoneSet:
         if not self.zones:
             return {}
         _, zm = self.masks(*density.shape)
-        return {z.name: m.integrate(density) for z, m in zip(self.zones, zm, strict=True)}
+        return {z.name: max(0.0, m.integrate(density))  # never negative
+                for z, m in zip(self.zones, zm, strict=True)}
 
     def outlines(self, h: int, w: int) -> list[tuple[str, np.ndarray]]:
         """Zone polygons in frame pixels (for drawing), ROI first as ``"roi"``."""

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         results = counter.count_batch([img for _, img in pending])
         for (path, img), res in zip(pending, results, strict=True):
             density = zones.apply_roi(res.density)
-            count = float(density.sum()) if zones.roi is not None else res.count
+            count = max(0.0, float(density.sum())) if zones.roi is not None else res.count
             zc = zones.counts(density)
             total += count
             n_ok += 1

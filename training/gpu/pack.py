@@ -5,7 +5,7 @@ densities were made with; densities are rebuilt from the points on arrival (a pe
 kernel becomes a fixed one of the same mean sigma: the models compare 4x4 block sums, where the
 kernel matters little). The EfficientNet-Lite0 ImageNet weights ride along in fp16.
 
-    python -m training.gpu.pack data/shb-half-s4 data/sha-half-s4 data/mall-half-2b data/cells \\
+    python -m training.gpu.pack data/shb-half-s4 data/sha-half-s4 data/mall-half data/cells \\
         --out data/gpu-pack.h5
 """
 
