@@ -57,6 +57,8 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
                     if isinstance(v, (int, float, str, np.integer, np.floating)):
                         g.attrs[k] = v
                 lossless = info.get("source") == "cells"
+                # densities are rebuilt on arrival with the split's fixed sigma (4 px otherwise)
+                sigma = float(info.get("sigma") or 4.0)
                 for i, rec in enumerate(read_split(folder / f"{split}.h5")):
                     s = g.create_group(f"{i:05d}")
                     s.attrs["name"] = str(rec["name"])
@@ -65,7 +67,6 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
                         _encode(img, lossless, quality), np.uint8))
                     s.attrs["channels"] = int(img.shape[2])
                     s.create_dataset("points", data=np.asarray(rec["points"], np.float32))
-                    sigma = _mean_sigma(rec["density"], rec["points"], info)
                     s.attrs["sigma"] = sigma
         if weights:
             from training.models.encoders.efficientnet_lite import load_lite0_state
@@ -82,13 +83,6 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
                          f"{MAX_BYTES / 2**20:.0f} MiB: lower --quality or pack fewer folders")
     tmp.replace(out)
     return size
-
-
-def _mean_sigma(density: np.ndarray, points: np.ndarray, info: dict) -> float:
-    """The sigma to rebuild this density with (the split's fixed sigma, else an estimate)."""
-    if info.get("kernel") == "fixed" and info.get("sigma"):
-        return float(info["sigma"])
-    return float(info.get("sigma") or 4.0)
 
 
 def main(argv: list[str] | None = None) -> int:
