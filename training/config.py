@@ -26,6 +26,7 @@ class TrainConfig:
         arch: Registered architecture (``unet``, ``fcrn_a``).
         filters: U-Net width (of the full-resolution blocks).
         decoder_channels: Decoder width of pretrained-encoder U-Nets (``unet_effl0``).
+        encoder_depth: Strides of a pretrained encoder used (3: to 16, 4: to 32).
         decoder_norm: Their decoder's normalisation: ``bn`` or ``none``.
         pretrained: Start the encoder of a pretrained-encoder architecture from ImageNet.
         encoder_lr: Encoder learning rate as a factor of ``lr`` (pretrained encoders).
@@ -48,6 +49,10 @@ class TrainConfig:
         count_loss: Weight of a count term added to the pixel loss: the squared difference of
             predicted and true counts per patch (0: pixel MSE only). It works against a
             systematic under- or over-count.
+        loss_count_norm: When above 0, each patch's loss is divided by
+            ``1 + count / loss_count_norm`` (count: the patch's true count), a Poisson-like
+            weighting: without it the squared errors of a few dense crowds (hundreds of people
+            per patch) outweigh every sparse scene in a mixed run. 0 weights patches equally.
         ema_decay: Exponential moving average of the weights; 0 disables it.
         seed: Seeds data order, augmentation and initialisation.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
@@ -68,6 +73,7 @@ class TrainConfig:
     n_convs: int = 2
     decoder_channels: int = 64
     decoder_norm: str = "bn"
+    encoder_depth: int = 3
     pretrained: bool = True
     encoder_lr: float = 0.1
     freeze_stages: int = 0
@@ -83,6 +89,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     density_scale: float = 100.0
     count_loss: float = 0.0
+    loss_count_norm: float = 0.0
     ema_decay: float = 0.998
     seed: int = 0
     device: str = "auto"

@@ -16,12 +16,14 @@ logger = logging.getLogger(__name__)
 # CLI flag -> TrainConfig attribute, for the plain (non-augmentation) settings.
 _FLAGS = {
     "data": str, "data_weights": str, "out": str, "arch": str, "filters": int, "growth": int,
-    "n_convs": int, "decoder_channels": int, "decoder_norm": str, "encoder_lr": float,
+    "n_convs": int, "decoder_channels": int, "decoder_norm": str, "encoder_depth": int,
+    "encoder_lr": float,
     "freeze_stages": int,
     "init": str,
     "epochs": int, "samples_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
     "weight_decay": float, "optimizer": str, "schedule": str, "density_scale": float,
-    "count_loss": float, "ema_decay": float, "seed": int, "device": str, "precision": str,
+    "count_loss": float, "loss_count_norm": float, "ema_decay": float, "seed": int,
+    "device": str, "precision": str,
     "workers": int, "threads": int, "val_every": int, "name": str,
 }  # fmt: skip
 _AUG = {"hflip": bool, "vflip": bool, "scale_jitter": float, "brightness": float,

