@@ -16,6 +16,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from streamcount.errors import EXIT_INTERRUPTED, OutputError, SourceError
 
@@ -109,22 +110,27 @@ def _install_signals(runner: object, interrupted: threading.Event):
                                 "writing the frames in flight, then stopping")
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict, console: Any = None) -> None:
+    """The end-of-run table: whole source names at any width (a long name folds, never cut)."""
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="fleet summary", title_justify="left")
-    for col in ("source", "host", "frames", "last frame", "skipped", "restarts", "mean count",
-                "state"):
-        t.add_column(col, justify="left" if col in ("source", "host", "state") else "right")
+    names = list(summary["sources"])
+    t = Table(title="fleet summary", title_justify="left", pad_edge=False)
+    t.add_column("source", overflow="fold",
+                 min_width=min(max((len(n) for n in names), default=6), 32))
+    for col in ("host", "frames", "last", "skipped", "restarts", "mean", "state"):
+        t.add_column(col, justify="left" if col in ("host", "state") else "right",
+                     overflow="fold")
     for name, s in summary["sources"].items():
         t.add_row(name, s["host"], str(s["frames"]), str(s["last_frame"]), str(s["skipped"]),
                   str(s["restarts"]), f"{s['mean_count']:.2f}", s["error"] or s["state"])
-    con = Console()
+    con = console or Console()
     con.print(t)
     for n in summary["nodes"]:
         con.print(f"node {n['host']}: {n['provider']}, {n['frames']} frames in {n['calls']} "
                   f"engine calls (mean batch {n['mean_batch'] or 0:.1f}, "
                   f"{n['engine_ms'] or 0:.1f} ms a call)")
     con.print(f"{summary['frames']} frames in {summary['seconds']:.1f} s "
-              f"({summary['fps']:.1f} fps, all sources)")
+              f"({summary['fps']:.1f} fps, all sources; 'last': last frame index, "
+              "'mean': mean count)")

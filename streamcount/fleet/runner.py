@@ -93,6 +93,28 @@ def unwrap(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+#: The logger of Ray's notice that a new local instance uses token authentication.
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+_RAY_AUTH_ENABLED = "Token authentication is enabled for this Ray cluster"
+
+
+class _DropAuthEnabledNotice(logging.Filter):
+    """Drops Ray's line that token authentication is on (the safe default, logged at debug
+    instead); its warning that authentication is *off* still gets through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith(_RAY_AUTH_ENABLED):
+            logger.debug("local Ray instance with token authentication")
+            return False
+        return True
+
+
+def _quiet_token_auth_notice() -> None:
+    ray_logger = logging.getLogger(_RAY_AUTH_LOGGER)
+    if not any(isinstance(f, _DropAuthEnabledNotice) for f in ray_logger.filters):
+        ray_logger.addFilter(_DropAuthEnabledNotice())
+
+
 class FleetRunner:
     """Runs a fleet file on a Ray cluster (or a local instance).
 
@@ -190,6 +212,7 @@ class FleetRunner:
                               "logging_level": logging.WARNING, "configure_logging": False}
         if self.cfg.address is None:
             kw["num_cpus"] = self.cfg.num_cpus
+            _quiet_token_auth_notice()
         try:
             ray.init(address=self.cfg.address, **kw)
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
@@ -423,6 +446,17 @@ class FleetRunner:
                 e.alive = False
             e.probe = None
 
+    def _final_health(self) -> None:
+        """Read each live engine's figures once more, after its last batch (the periodic probe
+        can be a batch or two behind, and the summary's node rows must add up)."""
+        if self.ray is None or not self.engines:
+            return
+        for e in self.engines:
+            if not e.alive:
+                continue
+            with contextlib.suppress(Exception):  # gone meanwhile: keep the last reading
+                e.health = self.ray.get(e.actor.health.remote(), timeout=10)
+
     # -- control --------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop requesting frames; what is in flight is still written."""
@@ -451,6 +485,7 @@ class FleetRunner:
     def close(self) -> None:
         """Close sinks (rows are already flushed), stop actors, shut Ray down if we started it."""
         self.finished = time.monotonic()
+        self._final_health()
         for lane in self.lanes.values():
             for sink in lane.sinks:
                 sink.close()

@@ -175,3 +175,61 @@ def test_inference_worker_serves_node_metrics_on_loopback(tmp_path: Path) -> Non
     assert port
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "streamcount_node_frames_total 3.0" in text
+
+
+
+class _FakeRay:
+    """Stands in for ``ray`` (no instance started)."""
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, address: str | None = None, **kw: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("message,shown", [
+    ("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled", False),
+    ("Token authentication is disabled for this Ray cluster. Anyone with network access", True),
+])  # fmt: skip
+def test_ray_token_auth_notice_is_quiet_but_its_absence_is_not(
+    tmp_path: Path, message: str, shown: bool,
+) -> None:
+    import logging
+
+    from streamcount.fleet.runner import _RAY_AUTH_LOGGER, FleetRunner
+
+    cfg = FleetConfig.from_dict({"model": "crowd", "output": str(tmp_path),
+                                 "sources": [{"source": "a.mp4"}]})
+    FleetRunner(cfg)._init_ray(_FakeRay())
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    ray_logger = logging.getLogger(_RAY_AUTH_LOGGER)  # Ray's loggers may not propagate
+    ray_logger.addHandler(handler)
+    try:
+        ray_logger.warning(message)
+    finally:
+        ray_logger.removeHandler(handler)
+    assert (message in seen) == shown
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_fleet_summary_shows_whole_source_names(width: int) -> None:
+    import io
+
+    from rich.console import Console
+
+    from streamcount.commands.fleet import _print_summary
+
+    row = {"host": "vm", "frames": 100, "last_frame": 198, "skipped": 0, "restarts": 0,
+           "mean_count": 6.39, "error": None, "state": "ended"}
+    names = ["pets-zones", "pets-every-2nd"]
+    summary = {"sources": dict.fromkeys(names, row), "frames": 200, "seconds": 2.0,
+               "fps": 100.0, "nodes": [{"host": "vm", "provider": "cpu", "frames": 200,
+                                        "calls": 25, "mean_batch": 8.0, "engine_ms": 30.0}]}
+    con = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    _print_summary(summary, con)
+    text = con.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in text
+    assert all(n in text for n in names) and "200 frames in 25 engine calls" in text

@@ -69,6 +69,7 @@ def test_four_sources_every_frame_exactly_once(local_ray: None, clips: dict[str,
     assert s["frames"] == sum(LENGTHS)
     assert all(v["state"] == "ended" and v["restarts"] == 0 for v in s["sources"].values())
     assert s["nodes"][0]["provider"] == "cpu"
+    assert sum(n["frames"] for n in s["nodes"]) == sum(LENGTHS)  # node rows add up
 
 
 @pytest.mark.parametrize("victim", ["inference", "source"])
