@@ -121,8 +121,7 @@ def conv_gflop_torch(meta, h: int, w: int) -> float | None:
     """
     try:
         import torch  # noqa: F401
-
-        from training.models import build_model
+        from streamcount.training.models import build_model
     except ImportError:
         return None
     if meta.model:
@@ -207,7 +206,7 @@ def int8_variants(models: dict, tmp: Path, names: tuple[str, ...] = ("crowd",)) 
     if not missing:
         return out
     try:
-        from exports.quantize import quantize_int8
+        from streamcount.exports.quantize import quantize_int8
     except ImportError:
         return out
     calib = tmp / "calibration"
@@ -286,7 +285,7 @@ def torch_cases(frames: list[np.ndarray], models: dict, seconds: float, quick: b
         import torch
     except ImportError:
         return []
-    from training.models import build_model
+    from streamcount.training.models import build_model
 
     rows = []
     torch.set_grad_enabled(False)

@@ -45,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
     require("torch", "train")
     require("onnx", "train")
     from rich.console import Console
-
-    from exports.onnx import export_checkpoint
-    from exports.quantize import convert_fp16, quantize_int8
+    from streamcount.exports.onnx import export_checkpoint
+    from streamcount.exports.quantize import convert_fp16, quantize_int8
 
     if args.int8 and not args.calibration:
         raise InputError("--int8 needs --calibration DIR (a folder of real images)")

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from streamcount.exports.atomic import save_model_atomic
+from streamcount.exports.onnx import INPUT_NAME, add_metadata
 
-from exports.atomic import save_model_atomic
-from exports.onnx import INPUT_NAME, add_metadata
 from streamcount.errors import InputError, ModelError
 from streamcount.metadata import ModelMetadata
 

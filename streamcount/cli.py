@@ -20,11 +20,11 @@ from streamcount.errors import EXIT_INTERRUPTED, OutputError, StreamcountError
 
 # name -> module; the order is the order shown in --help.
 COMMANDS: dict[str, str] = {
-    "prepare": "training.prepare",
-    "train": "training.train_cli",
-    "evaluate": "training.evaluate_cli",
-    "calibrate": "training.calibrate",
-    "export": "exports.cli",
+    "prepare": "streamcount.training.prepare",
+    "train": "streamcount.training.train_cli",
+    "evaluate": "streamcount.training.evaluate_cli",
+    "calibrate": "streamcount.training.calibrate",
+    "export": "streamcount.exports.cli",
     "count": "streamcount.commands.count",
     "run": "streamcount.commands.run",
     "fleet": "streamcount.commands.fleet",
@@ -74,8 +74,7 @@ def _setup_logging(verbose: int) -> None:
         rich_tracebacks=False,
     )  # fmt: skip
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
-    for name in ("streamcount", "training", "exports"):
-        logging.getLogger(name).setLevel(level)
+    logging.getLogger("streamcount").setLevel(level)  # streamcount.training, .exports included
     if not verbose:
         # OpenCV prints its own "[ERROR:0@0.1] ..." lines (a missing webcam, a failed open)
         # before our one-line error, which says the same with what to do; -v shows them.

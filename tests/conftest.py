@@ -50,9 +50,9 @@ def blob_image(rng: np.random.Generator, h: int, w: int, n: int) -> tuple[np.nda
 @pytest.fixture(scope="session")
 def blob_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared dataset (train.h5, val.h5) of synthetic blob images, as `prepare` writes it."""
-    from training.datasets.base import Sample
-    from training.density import DensityConfig, density_map
-    from training.store import SplitWriter
+    from streamcount.training.datasets.base import Sample
+    from streamcount.training.density import DensityConfig, density_map
+    from streamcount.training.store import SplitWriter
 
     out = tmp_path_factory.mktemp("blobs")
     rng = np.random.default_rng(0)
@@ -112,8 +112,8 @@ def tiny_model(tmp_path: Path) -> Path:
 def tiny_checkpoint(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real (barely trained) U-Net-4 checkpoint from `Trainer` on the blob dataset."""
     pytest.importorskip("torch")
-    from training.config import TrainConfig
-    from training.trainer import Trainer
+    from streamcount.training.config import TrainConfig
+    from streamcount.training.trainer import Trainer
 
     out = tmp_path_factory.mktemp("tiny_ckpt")
     cfg = TrainConfig(data=str(blob_dataset), out=str(out), filters=4, epochs=1,
@@ -125,7 +125,7 @@ def tiny_checkpoint(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def exported_model(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``tiny_checkpoint`` exported to ONNX (fp32, verified) once per session."""
-    from exports.onnx import export_checkpoint
+    from streamcount.exports.onnx import export_checkpoint
 
     out = tmp_path_factory.mktemp("onnx") / "blobs.onnx"
     export_checkpoint(tiny_checkpoint, out, do_verify=True)

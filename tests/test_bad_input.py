@@ -94,7 +94,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
 def mismatched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real checkpoint whose config claims another width than its weights (needs torch)."""
     torch = pytest.importorskip("torch")
-    from training.models import build_model
+    from streamcount.training.models import build_model
 
     model = build_model("unet", in_channels=3, filters=4, n_convs=2)
     cfg = {"model": {"architecture": "unet", "in_channels": 3, "filters": 8, "n_convs": 2},

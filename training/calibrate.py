@@ -42,9 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def fit_gain(checkpoint: Path, split_path: Path, progress: bool = True) -> tuple[float, int]:
     """``(gain, images)``: sum of true over sum of predicted counts, gain 1 excluded."""
     import numpy as np
-
-    from training.checkpoint import load_checkpoint
-    from training.evaluate import evaluate_checkpoint
+    from streamcount.training.checkpoint import load_checkpoint
+    from streamcount.training.evaluate import evaluate_checkpoint
 
     if load_checkpoint(checkpoint)["config"].get("count_gain", 1.0) != 1.0:
         raise InputError(f"{checkpoint} is already calibrated; calibrate the uncalibrated one")
@@ -127,9 +126,8 @@ def calibrate_model(model: str, counts: list[tuple[Path, float]], out: Path | No
     gain = float(true.sum() / pred.sum())
     require("onnx", "train")
     import onnx
-
-    from exports.atomic import save_model_atomic
-    from exports.onnx import add_metadata
+    from streamcount.exports.atomic import save_model_atomic
+    from streamcount.exports.onnx import add_metadata
 
     src = counter.model_path
     dst = out or Path(f"{counter.name}-cal.onnx")
@@ -158,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
                          "--counts FILE.csv (hand counts for a model)")
     args.checkpoint = Path(args.checkpoint)
     require("torch", "train")
-    from training.checkpoint import load_checkpoint, save_checkpoint
-    from training.splits_io import split_file
+    from streamcount.training.checkpoint import load_checkpoint, save_checkpoint
+    from streamcount.training.splits_io import split_file
 
     split_path = split_file(args.data, args.split)
     gain, n = fit_gain(args.checkpoint, split_path, progress=not args.json)
@@ -170,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     save_checkpoint(state, out)
     val_path = args.data / "val.h5"
     if val_path.is_file():  # the metrics stored in the checkpoint describe the calibrated model
-        from training.evaluate import evaluate_checkpoint
+        from streamcount.training.evaluate import evaluate_checkpoint
 
         ev = evaluate_checkpoint(out, val_path, game_levels=0, progress=not args.json)
         state["config"]["metrics"] = {k: v for k, v in ev.metrics.items() if k != "game0"}

@@ -76,7 +76,7 @@ def model_from_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
     Returns:
         ``(model, config)``.
     """
-    from training.models import build_model
+    from streamcount.training.models import build_model
 
     state = load_checkpoint(path)
     cfg = state["config"]

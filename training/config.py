@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+from streamcount.training.data import AugmentConfig
 
 from streamcount.errors import InputError
-from training.data import AugmentConfig
 
 
 @dataclass
@@ -110,7 +110,7 @@ class TrainConfig:
         """
         import inspect
 
-        from training.models import architecture
+        from streamcount.training.models import architecture
 
         own = {f.name for f in fields(self)}
         params = inspect.signature(architecture(self.arch)).parameters

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from training.density import resize_density
+from streamcount.training.density import resize_density
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from training.datasets.base import Sample
+    from streamcount.training.datasets.base import Sample
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,8 @@ def run(args: argparse.Namespace) -> int:
     require("h5py", "train")
     from rich.console import Console
     from rich.table import Table
-
-    from training.evaluate import evaluate_checkpoint, plot_evaluation, summary_row
-    from training.splits_io import split_file
+    from streamcount.training.evaluate import evaluate_checkpoint, plot_evaluation, summary_row
+    from streamcount.training.splits_io import split_file
 
     split_path = split_file(args.data, args.split)
     if not 0 <= args.bands <= 20:

@@ -1,10 +1,11 @@
 """``streamcount prepare``: turn a point-annotated dataset into HDF5 train/val/test splits.
 
-Reads any registered format (see :data:`training.datasets.FORMATS`), optionally rescales the
-images (points move with them, counts stay exact), builds a density map per image and writes
-``OUT/train.h5``, ``OUT/val.h5`` and ``OUT/test.h5`` (see :mod:`training.store`). Empty splits
-(for example the test part of a partial copy) are reported and not written; a stale file of
-an empty split left by an earlier run is removed so the folder stays consistent.
+Reads any registered format (see :data:`streamcount.training.datasets.FORMATS`), optionally
+rescales the images (points move with them, counts stay exact), builds a density map per image
+and writes ``OUT/train.h5``, ``OUT/val.h5`` and ``OUT/test.h5`` (see
+:mod:`streamcount.training.store`). Empty splits (for example the test part of a partial copy)
+are reported and not written; a stale file of an empty split left by an earlier run is removed
+so the folder stays consistent.
 
 Example:
     $ streamcount prepare mall --root data/mall --out prepared/mall --scale 0.5
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamcount.training.datasets import FORMATS
+
 from streamcount.errors import InputError
-from training.datasets import FORMATS
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ def plan(cfg: PrepareConfig) -> dict[str, tuple[str, list[str]]]:
     Returns:
         ``{split: (reader_split, keys)}`` for train, val and test.
     """
-    from training.datasets.splits import carve_validation
+    from streamcount.training.datasets.splits import carve_validation
 
     info = FORMATS[cfg.format]
     reader = info.load()
@@ -196,8 +198,8 @@ def plan(cfg: PrepareConfig) -> dict[str, tuple[str, list[str]]]:
 
 
 def density_config(cfg: PrepareConfig) -> Any:
-    """The :class:`~training.density.DensityConfig` for a run (format defaults applied)."""
-    from training.density import DensityConfig
+    """The :class:`~streamcount.training.density.DensityConfig` of a run (format defaults in)."""
+    from streamcount.training.density import DensityConfig
 
     info = FORMATS[cfg.format]
     sigma = cfg.sigma if cfg.sigma is not None else info.sigma * cfg.scale
@@ -219,9 +221,8 @@ def prepare(cfg: PrepareConfig, progress: Any = None) -> list[SplitSummary]:
         InputError: Bad input (see the readers) or a kernel the data cannot support.
     """
     import numpy as np
-
-    from training.density import density_map, rescale_sample
-    from training.store import SplitWriter, split_info
+    from streamcount.training.density import density_map, rescale_sample
+    from streamcount.training.store import SplitWriter, split_info
 
     root = Path(cfg.root)
     opts = _reader_options(cfg)

@@ -40,7 +40,7 @@ def split_file(data_dir: Path, split: str) -> Path:
 
 def load_split(path: Path) -> SplitArrays:
     """Load a ``streamcount prepare`` HDF5 split into memory."""
-    from training.store import read_split, split_info
+    from streamcount.training.store import read_split, split_info
 
     out = SplitArrays(attrs=dict(split_info(path)))
     for rec in read_split(path):

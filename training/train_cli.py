@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """Recipe (if any), then flags."""
-    from training.config import TrainConfig
+    from streamcount.training.config import TrainConfig
 
     cfg = TrainConfig.from_toml(args.recipe) if args.recipe else TrainConfig()
     over = {k: getattr(args, k) for k in [*_FLAGS, "pretrained", "frozen_bn"]
@@ -71,11 +71,10 @@ def run(args: argparse.Namespace) -> int:
     require("torch", "train")
     require("h5py", "train")
     from rich.console import Console
-
-    from training.trainer import Trainer
+    from streamcount.training.trainer import Trainer
 
     cfg = config_from_args(args)
-    from training.models import available
+    from streamcount.training.models import available
 
     if cfg.arch not in available():
         raise InputError(f"unknown architecture '{cfg.arch}' (--arch): choose one of "

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from streamcount.training import distributed
+from streamcount.training.checkpoint import load_checkpoint, save_checkpoint
+from streamcount.training.config import TrainConfig
+from streamcount.training.data import PatchDataset, normalize_image
+from streamcount.training.metrics import count_metrics
+from streamcount.training.splits_io import SplitArrays, load_split
 
 from streamcount import __version__
 from streamcount.errors import InputError
-from training import distributed
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.config import TrainConfig
-from training.data import PatchDataset, normalize_image
-from training.metrics import count_metrics
-from training.splits_io import SplitArrays, load_split
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +147,7 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------
     def _setup(self) -> None:
         import torch
-
-        from training.models import architecture, build_model
+        from streamcount.training.models import architecture, build_model
 
         cfg = self.cfg
         if cfg.threads:
@@ -175,7 +174,7 @@ class Trainer:
         extra = {"pretrained": True} if cfg.pretrained and "pretrained" in _params(arch) else {}
         self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs(), **extra)
         if cfg.init and not self.resume:
-            from training.checkpoint import resolve_init
+            from streamcount.training.checkpoint import resolve_init
 
             self._load_init(resolve_init(cfg.init))
         self._freeze(cfg.freeze_stages)

@@ -88,7 +88,7 @@ def _fp16_copy(model: str, folder: Path) -> str:
     from streamcount.models import resolve_model
 
     require("onnx", "train")
-    from exports.quantize import convert_fp16
+    from streamcount.exports.quantize import convert_fp16
 
     src = resolve_model(model)
     dst = folder / f"{src.stem}-fp16.onnx"

@@ -42,9 +42,8 @@ def test_metadata_is_complete(exported_model: Path) -> None:
 def test_onnx_runtime_counts_equal_torch(exported_model: Path, tiny_checkpoint: Path,
                                          hw: tuple[int, int]) -> None:
     import torch
-
-    from training.checkpoint import model_from_checkpoint
-    from training.data import normalize_image
+    from streamcount.training.checkpoint import model_from_checkpoint
+    from streamcount.training.data import normalize_image
 
     model, cfg = model_from_checkpoint(tiny_checkpoint)
     rng = np.random.default_rng(0)
@@ -70,7 +69,7 @@ def test_export_cli_verify_and_count(tiny_checkpoint: Path, tmp_path: Path, caps
 
 
 def test_fp16_variant_counts_close(exported_model: Path, tmp_path: Path) -> None:
-    from exports.quantize import convert_fp16
+    from streamcount.exports.quantize import convert_fp16
 
     out = tmp_path / "half.onnx"
     convert_fp16(exported_model, out)
@@ -82,7 +81,7 @@ def test_fp16_variant_counts_close(exported_model: Path, tmp_path: Path) -> None
 
 
 def test_int8_variant_and_drift_refusal(exported_model: Path, tmp_path: Path) -> None:
-    from exports.quantize import quantize_int8
+    from streamcount.exports.quantize import quantize_int8
 
     calib = _images(tmp_path / "calib", 4)
     out = tmp_path / "q.onnx"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from training.datasets.base import Sample
-from training.density import (
+from streamcount.training.datasets.base import Sample
+from streamcount.training.density import (
     DensityConfig,
     density_map,
     gaussian_density,

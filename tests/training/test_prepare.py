@@ -9,6 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from streamcount.training.datasets.base import Sample
+from streamcount.training.store import SplitWriter, read_split, split_info
 
 from streamcount.cli import main
 from streamcount.errors import InputError
@@ -21,8 +23,6 @@ from tests.training.test_datasets import (
     make_ucsd,
     write_points_annotations,
 )
-from training.datasets.base import Sample
-from training.store import SplitWriter, read_split, split_info
 
 
 def _check_split(path: Path, n: int | None = None) -> list[dict]:
@@ -165,7 +165,8 @@ def test_store_rejects_foreign_files(tmp_path: Path) -> None:
 
 
 def test_prepare_module_import_is_light() -> None:
-    code = ("import sys, training.prepare, training.datasets, training.density; "
+    code = ("import sys, streamcount.training.prepare, streamcount.training.datasets, "
+            "streamcount.training.density; "
             "print(sorted(m for m in ('torch', 'h5py', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])

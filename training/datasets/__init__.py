@@ -16,7 +16,7 @@ lazily. The helpers at the bottom turn the usual failures (missing folder, corru
 ``.mat`` without the expected keys) into :class:`~streamcount.errors.InputError`.
 
 Example:
-    >>> from training.datasets import FORMATS, read  # doctest: +SKIP
+    >>> from streamcount.training.datasets import FORMATS, read  # doctest: +SKIP
     >>> for sample in read("mall", "/data/mall", "train"):  # doctest: +SKIP
     ...     print(sample.name, sample.count)
 """
@@ -32,9 +32,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from streamcount.training.datasets.base import Sample
 
 from streamcount.errors import InputError
-from training.datasets.base import Sample
 
 logger = logging.getLogger(__name__)
 
@@ -80,18 +80,18 @@ class FormatInfo:
 
 
 FORMATS: dict[str, FormatInfo] = {
-    "cells": FormatInfo("cells", "training.datasets.cells",
+    "cells": FormatInfo("cells", "streamcount.training.datasets.cells",
                         "VGG synthetic cells (NNNcell.png + NNNdots.png)", "images", "fixed", 2.0),
-    "mall": FormatInfo("mall", "training.datasets.mall",
+    "mall": FormatInfo("mall", "streamcount.training.datasets.mall",
                        "Mall dataset (frames/, mall_gt.mat, perspective_roi.mat)", "video",
                        "perspective", 4.0),
-    "ucsd": FormatInfo("ucsd", "training.datasets.ucsd",
+    "ucsd": FormatInfo("ucsd", "streamcount.training.datasets.ucsd",
                        "UCSD pedestrians vidf1_33 (vidf/, vidf-cvpr/)", "video",
                        "perspective", 3.0),
-    "shanghaitech": FormatInfo("shanghaitech", "training.datasets.shanghaitech",
+    "shanghaitech": FormatInfo("shanghaitech", "streamcount.training.datasets.shanghaitech",
                                "ShanghaiTech part A or B ({train,test}_data/)", "images",
                                "adaptive", 8.0),
-    "points": FormatInfo("points", "training.datasets.points",
+    "points": FormatInfo("points", "streamcount.training.datasets.points",
                          "your own images + points (CSV, JSON, CVAT XML, Label Studio JSON)",
                          "images", "fixed", 4.0),
 }
@@ -260,7 +260,7 @@ def drop_outside(points: np.ndarray, hw: tuple[int, int], name: str,
     1-based/continuous coordinate slop) are moved onto the border pixel; points further out
     are dropped with a warning that names the image.
     """
-    from training.density import points_inside
+    from streamcount.training.density import points_inside
 
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
     h, w = hw

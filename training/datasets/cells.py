@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from streamcount.errors import InputError
-from training.datasets import (
+from streamcount.training.datasets import (
     check_split,
     drop_outside,
     load_image,
     make_options,
     require_dir,
 )
-from training.datasets.base import Sample
+from streamcount.training.datasets.base import Sample
+
+from streamcount.errors import InputError
 
 KIND = "images"
 SPLITS = ("train", "val", "test")

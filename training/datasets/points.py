@@ -30,10 +30,16 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
+from streamcount.training.datasets import (
+    check_split,
+    drop_outside,
+    load_image,
+    make_options,
+    require_dir,
+)
+from streamcount.training.datasets.base import Sample
 
 from streamcount.errors import InputError
-from training.datasets import check_split, drop_outside, load_image, make_options, require_dir
-from training.datasets.base import Sample
 
 logger = logging.getLogger(__name__)
 

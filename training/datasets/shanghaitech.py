@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamcount.errors import InputError
-from training.datasets import (
+from streamcount.training.datasets import (
     as_points,
     check_split,
     drop_outside,
@@ -28,7 +27,9 @@ from training.datasets import (
     mat_struct_field,
     require_dir,
 )
-from training.datasets.base import Sample
+from streamcount.training.datasets.base import Sample
+
+from streamcount.errors import InputError
 
 KIND = "images"
 SPLITS = ("train", "test")

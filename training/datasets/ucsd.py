@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from streamcount.errors import InputError
-from training.datasets import (
+from streamcount.training.datasets import (
     as_points,
     check_split,
     drop_outside,
@@ -38,7 +36,9 @@ from training.datasets import (
     mat_struct_field,
     require_dir,
 )
-from training.datasets.base import Sample
+from streamcount.training.datasets.base import Sample
+
+from streamcount.errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ densities were made with; densities are rebuilt from the points on arrival (a pe
 kernel becomes a fixed one of the same mean sigma: the models compare 4x4 block sums, where the
 kernel matters little). The EfficientNet-Lite0 ImageNet weights ride along in fp16.
 
-    python -m training.gpu.pack data/shb-half-s4 data/sha-half-s4 data/mall-half data/cells \\
+    python training/gpu/pack.py data/shb-half-s4 data/sha-half-s4 data/mall-half data/cells \\
         --out data/gpu-pack.h5
 """
 
@@ -15,6 +15,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+
+if not __package__:  # run as a file from a checkout that pip never installed (the GPU machine)
+
+    from checkout import mount  # training/gpu/checkout.py, this script's folder
+
+    mount(Path(__file__).resolve().parents[2])
 
 from streamcount.errors import InputError
 
@@ -40,8 +46,7 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
         InputError: a folder without splits, or a pack over :data:`MAX_BYTES`.
     """
     import h5py
-
-    from training.store import read_split, split_info
+    from streamcount.training.store import read_split, split_info
 
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +74,7 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
                     s.create_dataset("points", data=np.asarray(rec["points"], np.float32))
                     s.attrs["sigma"] = sigma
         if weights:
-            from training.models.encoders.efficientnet_lite import load_lite0_state
+            from streamcount.training.models.encoders.efficientnet_lite import load_lite0_state
 
             w = h5.create_group("lite0")
             for k, v in load_lite0_state().items():

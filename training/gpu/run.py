@@ -1,11 +1,11 @@
 """Train every bundled model's recipe on a GPU within a time budget, export, summarize.
 
-    python -m training.gpu.run --pack data/gpu-pack.h5 --out "$OUT" --budget-s 480
+    python training/gpu/run.py --pack data/gpu-pack.h5 --out "$OUT" --budget-s 480
 
-Unpacks the pack (:mod:`training.gpu.pack`) into prepared splits, then for each model in order
-(``crowd``; ``mall``, fine-tuned from the new crowd; ``cells``) takes its recipe with the GPU
-overrides below, probes the steps per second, sets the epochs to fill the model's share of the
-budget, trains, exports ``OUT/models/NAME.onnx`` (verified against torch) and keeps a slim
+Unpacks the pack (:mod:`streamcount.training.gpu.pack`) into prepared splits, then for each model
+in order (``crowd``; ``mall``, fine-tuned from the new crowd; ``cells``) takes its recipe with
+the GPU overrides below, probes the steps per second, sets the epochs to fill the model's share
+of the budget, trains, exports ``OUT/models/NAME.onnx`` (verified against torch) and keeps a slim
 checkpoint. ``OUT/summary.json`` holds each model's validation figures, epochs, seconds and the
 device. With ``--device cpu --budget-s 20`` the same path runs in CI on tiny data.
 
@@ -28,6 +28,12 @@ from typing import Any
 
 import numpy as np
 
+if not __package__:  # run as a file from a checkout that pip never installed (the GPU machine)
+
+    from checkout import mount  # training/gpu/checkout.py, this script's folder
+
+    mount(Path(__file__).resolve().parents[2])
+
 from streamcount.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -45,10 +51,9 @@ def unpack(pack: Path, out: Path) -> dict[str, Path]:
     """
     import cv2
     import h5py
-
-    from training.datasets.base import Sample
-    from training.density import DensityConfig, density_map
-    from training.store import SplitWriter
+    from streamcount.training.datasets.base import Sample
+    from streamcount.training.density import DensityConfig, density_map
+    from streamcount.training.store import SplitWriter
 
     folders: dict[str, Path] = {}
     with h5py.File(pack, "r") as h5:
@@ -89,7 +94,7 @@ def unpack(pack: Path, out: Path) -> dict[str, Path]:
 def gpu_config(name: str, folders: dict[str, Path], out: Path, device: str, batch: int,
                workers: int, overrides: dict[str, Any] | None = None) -> Any:
     """The recipe of ``name`` with its data folders from the pack and the GPU overrides."""
-    from training.config import TrainConfig
+    from streamcount.training.config import TrainConfig
 
     cfg = TrainConfig.from_toml(RECIPES / f"{name}.toml")
     dirs = []
@@ -107,7 +112,7 @@ def gpu_config(name: str, folders: dict[str, Path], out: Path, device: str, batc
 
 def probe_seconds_per_epoch(cfg: Any, steps: int = 6) -> float:
     """Time a few training steps of ``cfg`` and scale to one epoch."""
-    from training.trainer import Trainer
+    from streamcount.training.trainer import Trainer
 
     n = cfg.batch_size * steps
     probe = replace(cfg, epochs=1, samples_per_epoch=n, out=cfg.out + "-probe",
@@ -129,9 +134,9 @@ def run(pack: Path, out: Path, budget_s: float, device: str = "auto", batch: int
         workers: int = 8, models: tuple[str, ...] = ("crowd", "mall", "cells"),
         overrides: dict[str, Any] | None = None, max_epochs: int | None = None) -> dict:
     """Unpack, train, export; returns (and writes) the summary."""
-    from exports.onnx import export_checkpoint
-    from training.checkpoint import slim_copy
-    from training.trainer import Trainer, pick_device
+    from streamcount.exports.onnx import export_checkpoint
+    from streamcount.training.checkpoint import slim_copy
+    from streamcount.training.trainer import Trainer, pick_device
 
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not args.pack.is_file():
         raise SystemExit(f"error: pack {args.pack} not found: make it with "
-                         "python -m training.gpu.pack (see docs/gpu-runbook.md)")
+                         "python training/gpu/pack.py (see docs/gpu-runbook.md)")
     s = run(args.pack, args.out, args.budget_s, args.device, args.batch, args.workers,
             tuple(m.strip() for m in args.models.split(",") if m.strip()), over)
     print(json.dumps(s, indent=2))

@@ -1,7 +1,7 @@
 """Model registry: a new architecture is one file that calls :func:`register`.
 
 Example:
-    >>> from training.models import build_model  # doctest: +SKIP
+    >>> from streamcount.training.models import build_model  # doctest: +SKIP
     >>> net = build_model("unet", filters=32, in_channels=3)  # doctest: +SKIP
 """
 
@@ -55,4 +55,4 @@ def build_model(name: str, **kwargs: Any) -> Any:
 
 
 def _load_builtin() -> None:
-    from training.models import fcrn, unet, unet_effl0  # noqa: F401  (registers on import)
+    from streamcount.training.models import fcrn, unet, unet_effl0  # noqa: F401  (registers on import)

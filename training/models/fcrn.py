@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
+from streamcount.training.models import register
+from streamcount.training.models.blocks import PadToMultiple, conv_block
 from torch import nn
-
-from training.models import register
-from training.models.blocks import PadToMultiple, conv_block
 
 
 class _FCRNCore(nn.Module):

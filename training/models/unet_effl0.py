@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from streamcount.training.models import register
+from streamcount.training.models.blocks import PadToMultiple
+from streamcount.training.models.encoders.efficientnet_lite import EfficientNetLite0Encoder
 from torch import nn
-
-from training.models import register
-from training.models.blocks import PadToMultiple
-from training.models.encoders.efficientnet_lite import EfficientNetLite0Encoder
 
 
 def _conv_norm_relu(cin: int, cout: int, norm: str, k: int = 3) -> nn.Sequential:
