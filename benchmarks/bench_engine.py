@@ -121,6 +121,7 @@ def conv_gflop_torch(meta, h: int, w: int) -> float | None:
     """
     try:
         import torch  # noqa: F401
+
         from streamcount.training.models import build_model
     except ImportError:
         return None

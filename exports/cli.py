@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     require("torch", "train")
     require("onnx", "train")
     from rich.console import Console
+
     from streamcount.exports.onnx import export_checkpoint
     from streamcount.exports.quantize import convert_fp16, quantize_int8
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from streamcount.exports.atomic import save_model_atomic
-from streamcount.training.checkpoint import effective_density_scale
 
 from streamcount import __version__
 from streamcount.errors import ModelError
+from streamcount.exports.atomic import save_model_atomic
 from streamcount.interrupts import held_interrupt, interrupt_wins
 from streamcount.metadata import ModelMetadata
+from streamcount.training.checkpoint import effective_density_scale
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ def export_checkpoint(
         do_verify: Compare with torch on several sizes (1e-4 relative).
     """
     import onnx
+
     from streamcount.training.checkpoint import model_from_checkpoint
 
     model, cfg = model_from_checkpoint(checkpoint)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from streamcount.exports.atomic import save_model_atomic
-from streamcount.exports.onnx import INPUT_NAME, add_metadata
 
 from streamcount.errors import InputError, ModelError
+from streamcount.exports.atomic import save_model_atomic
+from streamcount.exports.onnx import INPUT_NAME, add_metadata
 from streamcount.metadata import ModelMetadata
 
 logger = logging.getLogger(__name__)

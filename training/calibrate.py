@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def fit_gain(checkpoint: Path, split_path: Path, progress: bool = True) -> tuple[float, int]:
     """``(gain, images)``: sum of true over sum of predicted counts, gain 1 excluded."""
     import numpy as np
+
     from streamcount.training.checkpoint import load_checkpoint
     from streamcount.training.evaluate import evaluate_checkpoint
 
@@ -126,6 +127,7 @@ def calibrate_model(model: str, counts: list[tuple[Path, float]], out: Path | No
     gain = float(true.sum() / pred.sum())
     require("onnx", "train")
     import onnx
+
     from streamcount.exports.atomic import save_model_atomic
     from streamcount.exports.onnx import add_metadata
 

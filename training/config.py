@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
-from streamcount.training.data import AugmentConfig
-
 from streamcount.errors import InputError
+from streamcount.training.data import AugmentConfig
 
 
 @dataclass

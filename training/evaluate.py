@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from streamcount.errors import InputError
 from streamcount.training.checkpoint import effective_density_scale, model_from_checkpoint
 from streamcount.training.data import normalize_image
 from streamcount.training.metrics import count_metrics, game
 from streamcount.training.splits_io import load_split
-
-from streamcount.errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     require("h5py", "train")
     from rich.console import Console
     from rich.table import Table
+
     from streamcount.training.evaluate import evaluate_checkpoint, plot_evaluation, summary_row
     from streamcount.training.splits_io import split_file
 

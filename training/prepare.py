@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamcount.training.datasets import FORMATS
-
 from streamcount.errors import InputError
+from streamcount.training.datasets import FORMATS
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +220,7 @@ def prepare(cfg: PrepareConfig, progress: Any = None) -> list[SplitSummary]:
         InputError: Bad input (see the readers) or a kernel the data cannot support.
     """
     import numpy as np
+
     from streamcount.training.density import density_map, rescale_sample
     from streamcount.training.store import SplitWriter, split_info
 

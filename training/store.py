@@ -28,10 +28,10 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from streamcount.training.datasets.base import Sample
 
 from streamcount import __version__
 from streamcount.errors import InputError, OutputError
+from streamcount.training.datasets.base import Sample
 
 logger = logging.getLogger(__name__)
 

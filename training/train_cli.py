@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     require("torch", "train")
     require("h5py", "train")
     from rich.console import Console
+
     from streamcount.training.trainer import Trainer
 
     cfg = config_from_args(args)

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from streamcount import __version__
+from streamcount.errors import InputError
 from streamcount.training import distributed
 from streamcount.training.checkpoint import load_checkpoint, save_checkpoint
 from streamcount.training.config import TrainConfig
 from streamcount.training.data import PatchDataset, normalize_image
 from streamcount.training.metrics import count_metrics
 from streamcount.training.splits_io import SplitArrays, load_split
-
-from streamcount import __version__
-from streamcount.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------
     def _setup(self) -> None:
         import torch
+
         from streamcount.training.models import architecture, build_model
 
         cfg = self.cfg

@@ -42,6 +42,7 @@ def test_metadata_is_complete(exported_model: Path) -> None:
 def test_onnx_runtime_counts_equal_torch(exported_model: Path, tiny_checkpoint: Path,
                                          hw: tuple[int, int]) -> None:
     import torch
+
     from streamcount.training.checkpoint import model_from_checkpoint
     from streamcount.training.data import normalize_image
 

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 import scipy.io
-from streamcount.training.datasets import FORMATS, get_reader, keys, read
-from streamcount.training.datasets.splits import carve_validation
 
 from streamcount.errors import InputError
+from streamcount.training.datasets import FORMATS, get_reader, keys, read
+from streamcount.training.datasets.splits import carve_validation
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from streamcount.training.datasets.base import Sample
 from streamcount.training.density import (
     DensityConfig,

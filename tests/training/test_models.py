@@ -6,9 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from streamcount.training.models import available, build_model  # noqa: E402
-
 from streamcount.errors import InputError  # noqa: E402
+from streamcount.training.models import available, build_model  # noqa: E402
 
 
 @pytest.mark.parametrize("name,kwargs", [("unet", {"filters": 8}),

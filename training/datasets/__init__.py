@@ -32,9 +32,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from streamcount.training.datasets.base import Sample
 
 from streamcount.errors import InputError
+from streamcount.training.datasets.base import Sample
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from streamcount.errors import InputError
 from streamcount.training.datasets import (
     check_split,
     drop_outside,
@@ -23,8 +25,6 @@ from streamcount.training.datasets import (
     require_dir,
 )
 from streamcount.training.datasets.base import Sample
-
-from streamcount.errors import InputError
 
 KIND = "images"
 SPLITS = ("train", "val", "test")

@@ -30,6 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
+
+from streamcount.errors import InputError
 from streamcount.training.datasets import (
     check_split,
     drop_outside,
@@ -38,8 +40,6 @@ from streamcount.training.datasets import (
     require_dir,
 )
 from streamcount.training.datasets.base import Sample
-
-from streamcount.errors import InputError
 
 logger = logging.getLogger(__name__)
 

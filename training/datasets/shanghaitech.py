@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamcount.errors import InputError
 from streamcount.training.datasets import (
     as_points,
     check_split,
@@ -28,8 +29,6 @@ from streamcount.training.datasets import (
     require_dir,
 )
 from streamcount.training.datasets.base import Sample
-
-from streamcount.errors import InputError
 
 KIND = "images"
 SPLITS = ("train", "test")

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from streamcount.errors import InputError
 from streamcount.training.datasets import (
     as_points,
     check_split,
@@ -37,8 +39,6 @@ from streamcount.training.datasets import (
     require_dir,
 )
 from streamcount.training.datasets.base import Sample
-
-from streamcount.errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
         InputError: a folder without splits, or a pack over :data:`MAX_BYTES`.
     """
     import h5py
+
     from streamcount.training.store import read_split, split_info
 
     tmp = out.with_name(out.name + ".tmp")

@@ -51,6 +51,7 @@ def unpack(pack: Path, out: Path) -> dict[str, Path]:
     """
     import cv2
     import h5py
+
     from streamcount.training.datasets.base import Sample
     from streamcount.training.density import DensityConfig, density_map
     from streamcount.training.store import SplitWriter

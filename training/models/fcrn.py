@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from streamcount.training.models import register
 from streamcount.training.models.blocks import PadToMultiple, conv_block
-from torch import nn
 
 
 class _FCRNCore(nn.Module):

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from streamcount.training.models import register
 from streamcount.training.models.blocks import PadToMultiple
 from streamcount.training.models.encoders.efficientnet_lite import EfficientNetLite0Encoder
-from torch import nn
 
 
 def _conv_norm_relu(cin: int, cout: int, norm: str, k: int = 3) -> nn.Sequential:

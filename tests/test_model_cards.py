@@ -46,13 +46,13 @@ def test_card_matches_the_model_metadata(name: str) -> None:
         assert meta.metrics[k] == pytest.approx(row[k], abs=0.0051), k  # card: 2 decimals
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DATA))
 def test_shipped_model_reproduces_its_card(name: str, shared_data: Path, tmp_path: Path) -> None:
     """Prepare the recipe's data from ../shared/data and count its validation split with the
     shipped ONNX model through the engine (not the checkpoint): the card's MAE comes back."""
-    from streamcount.training.splits_io import load_split
-
     from streamcount.cli import main
+    from streamcount.training.splits_io import load_split
 
     args, originals = DATA[name]
     args = [str(shared_data / a) if args[i - 1] == "--root" else a for i, a in enumerate(args)]
