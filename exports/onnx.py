@@ -45,19 +45,14 @@ def metadata_from_config(
     cfg: dict[str, Any], name: str = "", precision: str = "fp32"
 ) -> ModelMetadata:
     """The ONNX metadata for a checkpoint's config dict."""
+    from streamcount.training.models import label
+
     arch = cfg["model"]
-    label = arch["architecture"]
-    if "filters" in arch:
-        label += f"-{arch['filters']}"
-    elif "decoder_channels" in arch:
-        label += f"-{arch['decoder_channels']}"
-    if arch.get("growth", 1) != 1:
-        label += f"x{arch['growth']}"
     ds = cfg.get("dataset", {})
     root = Path(str(ds.get("root", ""))).name  # the dataset folder's name, not a local path
     data = f"{ds.get('source', '?')} ({root}) split={ds.get('split', 'train')}"
     return ModelMetadata(
-        architecture=label,
+        architecture=label(arch),
         in_channels=int(arch["in_channels"]),
         color_order=cfg.get("color_order", "RGB"),
         mean=[float(v) for v in cfg["mean"]],

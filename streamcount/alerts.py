@@ -84,7 +84,6 @@ class AlertMonitor:
     def __init__(self, source: str, rules: dict[str, list[AlertRule]]) -> None:
         self.source = source
         self.states = {z: [_RuleState(r) for r in rs] for z, rs in rules.items() if rs}
-        self.active: dict[tuple[str, str, float], AlertEvent] = {}
 
     def update(self, counts: dict[str, float], stream_time: float,
                wall_time: float) -> list[AlertEvent]:
@@ -101,7 +100,6 @@ class AlertMonitor:
                 hit = value > thr if kind == "above" else value < thr
                 if r.above is not None and r.below is not None:  # a band: outside it
                     hit = value > r.above or value < r.below
-                key = (zone, kind, float(thr))
                 if hit:
                     st.clear_since = None
                     if st.since is None:
@@ -110,7 +108,6 @@ class AlertMonitor:
                         st.active = True
                         ev = AlertEvent("start", self.source, zone, kind, float(thr), r.seconds,
                                         value, stream_time, wall_time)
-                        self.active[key] = ev
                         events.append(ev)
                 else:
                     st.since = None
@@ -119,7 +116,6 @@ class AlertMonitor:
                     if st.active and stream_time - st.clear_since >= r.clear:  # type: ignore[operator]
                         st.active = False
                         st.clear_since = None
-                        self.active.pop(key, None)
                         events.append(AlertEvent("end", self.source, zone, kind, float(thr),
                                                  r.seconds, value, stream_time, wall_time))
         return events

@@ -1,6 +1,6 @@
 """``streamcount prepare``: turn a point-annotated dataset into HDF5 train/val/test splits.
 
-Reads any registered format (see :data:`streamcount.training.datasets.FORMATS`), optionally
+Reads any registered format (see :func:`streamcount.training.datasets.formats`), optionally
 rescales the images (points move with them, counts stay exact), builds a density map per image
 and writes ``OUT/train.h5``, ``OUT/val.h5`` and ``OUT/test.h5`` (see
 :mod:`streamcount.training.store`). Empty splits (for example the test part of a partial copy)
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streamcount.errors import InputError
-from streamcount.training.datasets import FORMATS
+from streamcount.training.datasets import formats
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class PrepareConfig:
     """Everything ``prepare`` needs; filled from the CLI flags.
 
     Attributes:
-        format: Dataset format name (a key of ``FORMATS``).
+        format: Dataset format name (see ``formats()``).
         root: Dataset folder.
         out: Output folder for ``{split}.h5``.
         scale: Resize factor for images and points.
@@ -89,9 +89,9 @@ class SplitSummary:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``prepare`` flags."""
-    parser.add_argument("format", choices=list(FORMATS), metavar="FORMAT",
+    parser.add_argument("format", choices=list(formats()), metavar="FORMAT",
                         help="dataset format: " + ", ".join(
-                            f"{k} ({v.description})" for k, v in FORMATS.items()))
+                            f"{k} ({v.description})" for k, v in formats().items()))
     parser.add_argument("--root", type=Path, required=True, help="the dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder for {split}.h5")
     parser.add_argument("--scale", type=float, default=1.0,
@@ -174,7 +174,7 @@ def plan(cfg: PrepareConfig) -> dict[str, tuple[str, list[str]]]:
     """
     from streamcount.training.datasets.splits import carve_validation
 
-    info = FORMATS[cfg.format]
+    info = formats()[cfg.format]
     reader = info.load()
     opts = _reader_options(cfg)
     train = reader.keys(cfg.root, "train", **opts)
@@ -200,7 +200,7 @@ def density_config(cfg: PrepareConfig) -> Any:
     """The :class:`~streamcount.training.density.DensityConfig` of a run (format defaults in)."""
     from streamcount.training.density import DensityConfig
 
-    info = FORMATS[cfg.format]
+    info = formats()[cfg.format]
     sigma = cfg.sigma if cfg.sigma is not None else info.sigma * cfg.scale
     return DensityConfig(kernel=cfg.kernel or info.kernel, sigma=sigma, k=cfg.k, beta=cfg.beta,
                          sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
@@ -227,7 +227,7 @@ def prepare(cfg: PrepareConfig, progress: Any = None) -> list[SplitSummary]:
     root = Path(cfg.root)
     opts = _reader_options(cfg)
     dcfg = density_config(cfg)
-    reader = FORMATS[cfg.format].load()
+    reader = formats()[cfg.format].load()
     planned = plan(cfg)
     total = sum(len(planned[s][1]) for s in cfg.splits)
     task = progress.add_task("preparing", total=total) if progress is not None else None

@@ -45,7 +45,9 @@ def resolve_model(model: str | Path) -> Path:
     """A bundled model name or a path to an ``.onnx`` file -> an existing path.
 
     Raises:
-        ModelError: the name is unknown and no such file exists.
+        ModelError: The name is neither bundled nor a file, or the path is a training
+            checkpoint (export it first).
+        InputError: A path to a model file (``.onnx`` or with a folder) that does not exist.
     """
     text = str(model)
     path = Path(text).expanduser()

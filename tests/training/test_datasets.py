@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 
 from streamcount.errors import InputError
-from streamcount.training.datasets import FORMATS, get_reader, keys, read
+from streamcount.training.datasets import formats, get_reader, keys, read
 from streamcount.training.datasets.splits import carve_validation
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -196,10 +196,10 @@ def write_points_annotations(root: Path, fmt: str) -> Path:
 
 
 def test_registry_lists_all_formats() -> None:
-    assert set(FORMATS) == {"cells", "mall", "ucsd", "shanghaitech", "points"}
-    for info in FORMATS.values():
+    assert list(formats()) == ["cells", "mall", "points", "shanghaitech", "ucsd"]
+    for name, info in formats().items():
         mod = info.load()
-        assert mod.KIND in ("video", "images")
+        assert mod.FORMAT.name == name and info.module == mod.__name__
         assert {"train", "test"} <= set(mod.SPLITS)
         assert callable(mod.keys) and callable(mod.read)
 
@@ -359,7 +359,7 @@ def test_points_unannotated_images_are_skipped(tmp_path: Path,
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", list(formats()))
 def test_missing_folder(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(InputError, match="does not exist"):
         keys(fmt, tmp_path / "nowhere", "train")

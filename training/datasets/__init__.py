@@ -1,9 +1,9 @@
 """Dataset readers: one small module per annotation format, all yielding :class:`Sample`.
 
-Every reader module exposes the same surface:
+A new format is one file in this folder. Every reader module exposes the same surface:
 
-* ``KIND``: ``"video"`` (frames in time order: validation is a contiguous block) or
-  ``"images"`` (independent images: validation is a seeded random subset).
+* ``FORMAT``: its :class:`FormatInfo` (name, one-line description, kind, default kernel);
+  modules without one are helpers, not readers.
 * ``SPLITS``: the standard splits it knows (``"train"``, ``"test"``; cells also ``"val"``).
 * ``Options``: a dataclass of reader options (all with defaults).
 * ``keys(root, split, **opts) -> list[str]``: the sample names in a split, in order, without
@@ -11,22 +11,27 @@ Every reader module exposes the same surface:
 * ``read(root, split, *, keys=None, **opts) -> Iterator[Sample]``: the samples, optionally
   only those named in ``keys``.
 
-The registry :data:`FORMATS` maps format names to :class:`FormatInfo`; modules are imported
-lazily. The helpers at the bottom turn the usual failures (missing folder, corrupt image,
-``.mat`` without the expected keys) into :class:`~streamcount.errors.InputError`.
+:func:`formats` finds the readers of this folder (importing them is light: no torch, h5py or
+scipy at import time) and maps format names to their :class:`FormatInfo`. The helpers at the
+bottom turn the usual failures (missing folder, corrupt image, ``.mat`` without the expected
+keys) into :class:`~streamcount.errors.InputError`.
 
 Example:
-    >>> from streamcount.training.datasets import FORMATS, read  # doctest: +SKIP
+    >>> from streamcount.training.datasets import formats, read
+    >>> sorted(formats())
+    ['cells', 'mall', 'points', 'shanghaitech', 'ucsd']
     >>> for sample in read("mall", "/data/mall", "train"):  # doctest: +SKIP
     ...     print(sample.name, sample.count)
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
+import pkgutil
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,10 +44,10 @@ from streamcount.training.datasets.base import Sample
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "FORMATS",
     "FormatInfo",
     "Sample",
     "drop_outside",
+    "formats",
     "get_reader",
     "keys",
     "load_image",
@@ -56,45 +61,48 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FormatInfo:
-    """A registered dataset format and its preparation defaults.
+    """A dataset format (a reader module's ``FORMAT``) and its preparation defaults.
 
     Attributes:
         name: Format name used on the command line.
-        module: Dotted module path of the reader.
         description: One line for ``--help``.
-        kind: ``"video"`` or ``"images"``.
+        kind: ``"video"`` (frames in time order: validation is a contiguous block) or
+            ``"images"`` (independent images: validation is a seeded random subset).
         kernel: Default density kernel.
         sigma: Default sigma at scale 1 (output pixels; scaled with ``--scale``).
+        module: Dotted path of the reader module (filled in by :func:`formats`).
     """
 
     name: str
-    module: str
     description: str
     kind: str
     kernel: str
     sigma: float
+    module: str = ""
 
     def load(self) -> ModuleType:
         """Import and return the reader module."""
         return importlib.import_module(self.module)
 
 
-FORMATS: dict[str, FormatInfo] = {
-    "cells": FormatInfo("cells", "streamcount.training.datasets.cells",
-                        "VGG synthetic cells (NNNcell.png + NNNdots.png)", "images", "fixed", 2.0),
-    "mall": FormatInfo("mall", "streamcount.training.datasets.mall",
-                       "Mall dataset (frames/, mall_gt.mat, perspective_roi.mat)", "video",
-                       "perspective", 4.0),
-    "ucsd": FormatInfo("ucsd", "streamcount.training.datasets.ucsd",
-                       "UCSD pedestrians vidf1_33 (vidf/, vidf-cvpr/)", "video",
-                       "perspective", 3.0),
-    "shanghaitech": FormatInfo("shanghaitech", "streamcount.training.datasets.shanghaitech",
-                               "ShanghaiTech part A or B ({train,test}_data/)", "images",
-                               "adaptive", 8.0),
-    "points": FormatInfo("points", "streamcount.training.datasets.points",
-                         "your own images + points (CSV, JSON, CVAT XML, Label Studio JSON)",
-                         "images", "fixed", 4.0),
-}
+@functools.cache
+def formats() -> dict[str, FormatInfo]:
+    """The reader modules of this folder by format name, in name order.
+
+    Raises:
+        InputError: Two readers claim the same name, or a kind is neither video nor images.
+    """
+    found: dict[str, FormatInfo] = {}
+    for m in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{m.name}")
+        info = getattr(module, "FORMAT", None)
+        if not isinstance(info, FormatInfo):
+            continue  # a helper module
+        if info.name in found or info.kind not in ("video", "images"):
+            raise InputError(f"dataset reader {module.__name__}: duplicate name or bad kind "
+                             f"in {info}")
+        found[info.name] = replace(info, module=module.__name__)
+    return dict(sorted(found.items()))
 
 
 def get_reader(name: str) -> ModuleType:
@@ -104,10 +112,10 @@ def get_reader(name: str) -> ModuleType:
         InputError: Unknown format name.
     """
     try:
-        info = FORMATS[name]
+        info = formats()[name]
     except KeyError:
         raise InputError(
-            f"unknown dataset format {name!r}: choose one of {', '.join(FORMATS)}"
+            f"unknown dataset format {name!r}: choose one of {', '.join(formats())}"
         ) from None
     return info.load()
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from streamcount.errors import InputError
 from streamcount.training.datasets import (
+    FormatInfo,
     check_split,
     drop_outside,
     load_image,
@@ -26,7 +27,8 @@ from streamcount.training.datasets import (
 )
 from streamcount.training.datasets.base import Sample
 
-KIND = "images"
+FORMAT = FormatInfo("cells", "VGG synthetic cells (NNNcell.png + NNNdots.png)", "images",
+                    "fixed", 2.0)
 SPLITS = ("train", "val", "test")
 POOL = range(1, 101)
 TEST = range(101, 201)

@@ -23,6 +23,7 @@ import numpy as np
 
 from streamcount.errors import InputError
 from streamcount.training.datasets import (
+    FormatInfo,
     as_points,
     check_split,
     drop_outside,
@@ -34,7 +35,8 @@ from streamcount.training.datasets import (
 )
 from streamcount.training.datasets.base import Sample
 
-KIND = "video"
+FORMAT = FormatInfo("mall", "Mall dataset (frames/, mall_gt.mat, perspective_roi.mat)", "video",
+                    "perspective", 4.0)
 SPLITS = ("train", "test")
 TRAIN = range(1, 801)
 TEST = range(801, 2001)

@@ -33,6 +33,7 @@ import numpy as np
 
 from streamcount.errors import InputError
 from streamcount.training.datasets import (
+    FormatInfo,
     check_split,
     drop_outside,
     load_image,
@@ -43,7 +44,8 @@ from streamcount.training.datasets.base import Sample
 
 logger = logging.getLogger(__name__)
 
-KIND = "images"
+FORMAT = FormatInfo("points", "your own images + points (CSV, JSON, CVAT XML, Label Studio JSON)",
+                    "images", "fixed", 4.0)
 SPLITS = ("train", "test")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _CANDIDATES = ("annotations.csv", "annotations.json", "annotations.xml", "points.csv",

@@ -19,6 +19,7 @@ from typing import Any
 
 from streamcount.errors import InputError
 from streamcount.training.datasets import (
+    FormatInfo,
     as_points,
     check_split,
     drop_outside,
@@ -30,7 +31,8 @@ from streamcount.training.datasets import (
 )
 from streamcount.training.datasets.base import Sample
 
-KIND = "images"
+FORMAT = FormatInfo("shanghaitech", "ShanghaiTech part A or B ({train,test}_data/)", "images",
+                    "adaptive", 8.0)
 SPLITS = ("train", "test")
 _FOLDER = {"train": "train_data", "test": "test_data"}
 _IMG = re.compile(r"^IMG_(\d+)\.jpg$", re.IGNORECASE)

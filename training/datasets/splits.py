@@ -12,26 +12,9 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from streamcount.errors import InputError
-
-
-@dataclass
-class SplitConfig:
-    """How the validation split is carved.
-
-    Attributes:
-        fraction: Share of the training keys held out (0 disables validation).
-        seed: Seed for image datasets.
-        position: For video: ``"end"`` (default) or ``"start"`` of the frame range.
-    """
-
-    fraction: float = 0.2
-    seed: int = 0
-    position: str = "end"
 
 
 def carve_validation(

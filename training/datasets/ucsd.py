@@ -29,6 +29,7 @@ import numpy as np
 
 from streamcount.errors import InputError
 from streamcount.training.datasets import (
+    FormatInfo,
     as_points,
     check_split,
     drop_outside,
@@ -42,7 +43,8 @@ from streamcount.training.datasets.base import Sample
 
 logger = logging.getLogger(__name__)
 
-KIND = "video"
+FORMAT = FormatInfo("ucsd", "UCSD pedestrians vidf1_33 (vidf/, vidf-cvpr/)", "video",
+                    "perspective", 3.0)
 SPLITS = ("train", "test")
 FRAMES_PER_SEQ = 200
 TRAIN = range(601, 1401)

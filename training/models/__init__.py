@@ -1,4 +1,7 @@
-"""Model registry: a new architecture is one file that calls :func:`register`.
+"""Model registry: a new architecture is one file in this folder that calls :func:`register`.
+
+Its constructor's parameters are its settings: ``TrainConfig.model_kwargs`` passes those that
+are also training settings, the checkpoint and the ONNX metadata store them as given.
 
 Example:
     >>> from streamcount.training.models import build_model  # doctest: +SKIP
@@ -41,6 +44,20 @@ def architecture(name: str) -> Callable[..., Any]:
     return _REGISTRY[name]
 
 
+def label(model: dict[str, Any]) -> str:
+    """A short name of a model from its stored constructor arguments (``unet-16``).
+
+    The architecture's own ``label(model)`` decides; without one it is the registered name.
+
+    Example:
+        >>> label({"architecture": "unet", "filters": 16, "n_convs": 2, "in_channels": 3})
+        'unet-16'
+    """
+    name = str(model["architecture"])
+    fn = getattr(architecture(name), "label", None)
+    return str(fn(model)) if callable(fn) else name
+
+
 def build_model(name: str, **kwargs: Any) -> Any:
     """Build a registered architecture.
 
@@ -55,4 +72,10 @@ def build_model(name: str, **kwargs: Any) -> Any:
 
 
 def _load_builtin() -> None:
-    from streamcount.training.models import fcrn, unet, unet_effl0  # noqa: F401  (registers on import)
+    """Import every module of this folder once: each architecture registers itself, so a new
+    one is a new file here and nothing else."""
+    import importlib
+    import pkgutil
+
+    for m in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{m.name}")

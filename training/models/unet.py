@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -55,6 +57,12 @@ class UNet(PadToMultiple):
     """
 
     size_multiple = 8
+
+    @staticmethod
+    def label(model: dict[str, Any]) -> str:
+        """Short name for metadata and cards: ``unet-16``, ``unet-16x2`` with growth."""
+        growth = int(model.get("growth", 1))
+        return f"unet-{model['filters']}" + (f"x{growth}" if growth != 1 else "")
 
     def __init__(self, filters: int = 64, n_convs: int = 2, in_channels: int = 3,
                  growth: int = 1) -> None:

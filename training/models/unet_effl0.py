@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -90,6 +92,12 @@ class UNetEffL0(PadToMultiple):
 
     output_stride = 4
     input_norm = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+    @staticmethod
+    def label(model: dict[str, Any]) -> str:
+        """Short name for metadata and cards: ``unet_effl0-64`` (``-d4``: to stride 32)."""
+        depth = int(model.get("encoder_depth", 3))
+        return f"unet_effl0-{model['decoder_channels']}" + (f"-d{depth}" if depth != 3 else "")
 
     def __init__(self, decoder_channels: int = 64, in_channels: int = 3,
                  pretrained: bool = False, decoder_norm: str = "bn",
