@@ -60,6 +60,8 @@ class TrainConfig:
         threads: torch intra-op threads (0: torch's default).
         val_every: Validate every N epochs (and always at the last).
         name: Short model name written into the checkpoint (``cells``, ``crowd``).
+        model_args: Constructor arguments of the architecture that are not settings here (a
+            new architecture's own options: ``[model_args]`` in a recipe, ``--model-arg K=V``).
         aug: Augmentations.
     """
 
@@ -97,6 +99,7 @@ class TrainConfig:
     threads: int = 0
     val_every: int = 1
     name: str = ""
+    model_args: dict[str, Any] = field(default_factory=dict)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -111,13 +114,17 @@ class TrainConfig:
 
         from streamcount.training.models import architecture
 
-        own = {f.name for f in fields(self)}
+        own = {f.name for f in fields(self)} - {"model_args"}
         params = inspect.signature(architecture(self.arch)).parameters
         kw = {name: getattr(self, name) for name in params
               if name in own and name not in ("in_channels", "pretrained")}
         if kw.get("growth") == 1:
             del kw["growth"]
-        return kw
+        bad = sorted(set(self.model_args) - set(params) | set(self.model_args) & own)
+        if bad:
+            raise InputError(f"model_args {', '.join(bad)}: not an argument of {self.arch} "
+                             f"(or a setting of its own: pass it as one)")
+        return {**kw, **self.model_args}
 
     def data_dirs(self) -> list[Path]:
         """The ``data`` folders."""

@@ -10,24 +10,49 @@ from pathlib import Path
 
 from streamcount.errors import InputError, require
 
-HELP = "train a U-Net or FCRN-A on data made by `streamcount prepare` (needs the train extra)"
+HELP = "train a density-counting model on data made by `streamcount prepare` (train extra)"
 logger = logging.getLogger(__name__)
 
-# CLI flag -> TrainConfig attribute, for the plain (non-augmentation) settings.
-_FLAGS = {
-    "data": str, "data_weights": str, "out": str, "arch": str, "filters": int, "growth": int,
-    "n_convs": int, "decoder_channels": int, "decoder_norm": str, "encoder_depth": int,
-    "encoder_lr": float,
-    "freeze_stages": int,
-    "init": str,
-    "epochs": int, "samples_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
-    "weight_decay": float, "optimizer": str, "schedule": str, "density_scale": float,
-    "count_loss": float, "loss_count_norm": float, "ema_decay": float, "seed": int,
-    "device": str, "precision": str,
-    "workers": int, "threads": int, "val_every": int, "name": str,
-}  # fmt: skip
-_AUG = {"hflip": bool, "vflip": bool, "scale_jitter": float, "brightness": float,
-        "contrast": float, "gray_prob": float}  # fmt: skip
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _settings(cls: type) -> dict[str, type]:
+    """Plain settings of a config dataclass and their types (its fields are the one place
+    where a setting is declared; a flag per field follows)."""
+    return {f.name: _TYPES[str(f.type)] for f in fields(cls) if str(f.type) in _TYPES}
+
+
+def _attribute_help(cls: type) -> dict[str, str]:
+    """``name: text`` entries of a Google-style ``Attributes:`` section, as one line each."""
+    helps: dict[str, str] = {}
+    current = ""
+    in_section = False
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Attributes:":
+            in_section = True
+            continue
+        if not in_section or not stripped:
+            continue
+        name, sep, text = stripped.partition(": ")
+        if sep and name.isidentifier() and line.startswith(" " * 8) and line[8] != " ":
+            current = name
+            helps[name] = text
+        elif current:
+            helps[current] += " " + stripped
+    return {k: v.replace("%", "%%") for k, v in helps.items()}
+
+
+def _model_arg(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    import tomllib
+
+    try:  # a TOML value: 3, 0.5, true, "bn"; anything else is a string
+        return key.strip(), tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,28 +61,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
-    for name, typ in _FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
-    p.add_argument("--pretrained", dest="pretrained", action=argparse.BooleanOptionalAction,
-                   default=None, help="start a pretrained-encoder architecture from ImageNet")
-    p.add_argument("--frozen-bn", dest="frozen_bn", action=argparse.BooleanOptionalAction,
-                   default=None, help="keep the encoder's batch-norm statistics fixed")
-    for name, typ in _AUG.items():
+    from streamcount.training.config import TrainConfig
+    from streamcount.training.data import AugmentConfig
+
+    helps = {**_attribute_help(TrainConfig), **_attribute_help(AugmentConfig)}
+    for name, typ in [*_settings(TrainConfig).items(), *_settings(AugmentConfig).items()]:
         flag = "--" + name.replace("_", "-")
         if typ is bool:
-            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None)
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                           help=helps.get(name))
         else:
-            p.add_argument(flag, dest=name, type=typ, default=None)
+            p.add_argument(flag, dest=name, type=typ, default=None, help=helps.get(name))
+    p.add_argument("--model-arg", dest="model_args", type=_model_arg, action="append",
+                   metavar="KEY=VALUE", help="an architecture's own constructor argument "
+                   "(repeatable; recipe: [model_args])")
 
 
 def config_from_args(args: argparse.Namespace):
     """Recipe (if any), then flags."""
     from streamcount.training.config import TrainConfig
+    from streamcount.training.data import AugmentConfig
 
     cfg = TrainConfig.from_toml(args.recipe) if args.recipe else TrainConfig()
-    over = {k: getattr(args, k) for k in [*_FLAGS, "pretrained", "frozen_bn"]
-            if getattr(args, k) is not None}
-    aug_over = {k: getattr(args, k) for k in _AUG if getattr(args, k) is not None}
+    over = {k: getattr(args, k) for k in _settings(TrainConfig)
+            if getattr(args, k, None) is not None}
+    aug_over = {k: getattr(args, k) for k in _settings(AugmentConfig)
+                if getattr(args, k, None) is not None}
+    if getattr(args, "model_args", None):
+        over["model_args"] = {**cfg.model_args, **dict(args.model_args)}
     cfg = replace(cfg, **over, aug=replace(cfg.aug, **aug_over))
     if not cfg.data:
         raise InputError("no training data: pass --data DIR (made by `streamcount prepare`)")

@@ -201,3 +201,52 @@ def test_evaluate_reports_bands_and_blocks(trained, blob_dataset: Path) -> None:
     assert sum(b["pred"] for b in ev.bands) == pytest.approx(np.mean(ev.pred), rel=1e-3)
     assert frame_blocks(["seq_000301", "seq_000302", "seq_000701", "seq_000702"]) == [
         ("301-302", [0, 1]), ("701-702", [2, 3])]
+
+
+def _train_args(*argv: str):
+    import argparse
+
+    from streamcount.training import train_cli
+
+    p = argparse.ArgumentParser()
+    train_cli.add_arguments(p)
+    return train_cli, p, p.parse_args(list(argv))
+
+
+def test_every_setting_has_a_flag_with_help() -> None:
+    """Flags come from the config dataclasses: a new setting is declared once, in TrainConfig."""
+    from dataclasses import fields
+
+    train_cli, p, _ = _train_args()
+    flags = {a.dest: a for a in p._actions}
+    for cls in (TrainConfig, AugmentConfig):
+        for f in fields(cls):
+            if f.name in ("aug", "model_args"):
+                continue
+            assert f.name in flags, f.name
+            assert flags[f.name].help, f"--{f.name} has no help (TrainConfig docstring)"
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--model-arg", "encoder_depth=4"], None),  # a setting of its own: pass it as one
+    (["--model-arg", "growth=2", "--arch", "unet_effl0"], None),  # not an argument of it
+    (["--arch", "unet_effl0", "--encoder-depth", "4", "--decoder-norm", "none"],
+     {"decoder_channels": 64, "decoder_norm": "none", "encoder_depth": 4}),
+])  # fmt: skip
+def test_model_arguments_from_flags(argv: list[str], expected: dict | None) -> None:
+    from streamcount.errors import InputError
+
+    train_cli, _, args = _train_args("--data", "d", *argv)
+    cfg = train_cli.config_from_args(args)
+    if expected is None:
+        with pytest.raises(InputError, match="model_args"):
+            cfg.model_kwargs()
+    else:
+        assert cfg.model_kwargs() == expected
+
+
+def test_model_arg_values_are_typed() -> None:
+    train_cli, _, args = _train_args("--data", "d", "--model-arg", "a=3", "--model-arg",
+                                     "b=0.5", "--model-arg", "c=bn", "--model-arg", "d=true")
+    assert train_cli.config_from_args(args).model_args == {"a": 3, "b": 0.5, "c": "bn",
+                                                           "d": True}
