@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             report["precision"] = "fp16"
         if args.int8:
             drift = quantize_int8(fp32, args.out, args.calibration, max_drift=args.max_drift,
-                                  check=args.check, fp32_edges=edges,  # type: ignore[arg-type]
+                                  check=args.check, fp32_edges=edges,
                                   limit=args.calibration_images,
                                   max_drift_max=args.max_drift_max)
             report["precision"] = "int8"
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{report['verify_max_rel_diff']:.2e} (limit 1e-4)")
     if args.int8:
         dr = report["int8_drift"]
+        assert isinstance(dr, dict)  # drift.__dict__, set above
         c.print(f"int8 vs fp32 on {dr['n_images']} images: mean drift {dr['mean_rel']:.2%}, "
                 f"max {dr['max_rel']:.2%}")
     return 0

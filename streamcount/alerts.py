@@ -111,9 +111,11 @@ class AlertMonitor:
                         events.append(ev)
                 else:
                     st.since = None
-                    if st.active and st.clear_since is None:
+                    if not st.active:
+                        continue
+                    if st.clear_since is None:
                         st.clear_since = stream_time
-                    if st.active and stream_time - st.clear_since >= r.clear:  # type: ignore[operator]
+                    if stream_time - st.clear_since >= r.clear:
                         st.active = False
                         st.clear_since = None
                         events.append(AlertEvent("end", self.source, zone, kind, float(thr),

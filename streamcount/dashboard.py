@@ -20,7 +20,14 @@ import time
 from collections.abc import Mapping, Sequence
 
 from rich import box
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import (
+    Console,
+    ConsoleOptions,
+    Group,
+    JustifyMethod,
+    RenderableType,
+    RenderResult,
+)
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -106,6 +113,7 @@ class Dashboard:
                   title_justify="left", show_lines=False, pad_edge=False,
                   box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, show_edge=not narrow,
                   collapse_padding=narrow)
+        cols: list[tuple[str, JustifyMethod]]
         if narrow:  # short headers; the footer line says what they mean
             cols = [("source / zone", "left"), ("count", "right"), ("smooth", "right"),
                     ("recent", "left"), ("fps", "right"), ("ms", "right"),
@@ -116,7 +124,7 @@ class Dashboard:
                     ("ms/frame p50/95", "right"), ("queue", "right"), ("skip", "right")]
         cols += [("state", "left")]
         for col, just in cols:
-            t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+            t.add_column(col, justify=just, no_wrap=True)
         alerts: list[str] = []
         bars: list[RenderableType] = []
         for name, st in self.stats.items():

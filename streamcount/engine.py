@@ -160,11 +160,13 @@ class Counter:
                 c = max(0.0, c) if np.isfinite(c) else c  # NaN stays NaN: the pipeline skips it
                 results[i] = CountResult(c, density_to_frame(d, (h, w)), 0.0)
         ms = (time.perf_counter() - t0) * 1000.0
+        done: list[CountResult] = []
         for r in results:
             assert r is not None
             r.latency_ms = ms
             r.batch = len(frames)
-        return results  # type: ignore[return-value]
+            done.append(r)
+        return done
 
     # -- internals ------------------------------------------------------------------------
     def _densities(self, frames: list[np.ndarray]) -> list[np.ndarray]:

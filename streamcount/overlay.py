@@ -105,7 +105,8 @@ class Overlay:
         cv2.addWeighted(frame, 1.0 - self.alpha, heat, self.alpha, 0.0, dst=dst)
         # Where the density is negligible, keep the frame as it is (no blue cast).
         assert self._mask is not None
-        cv2.compare(u8, self.min_level, cv2.CMP_LT, dst=self._mask)
+        # cv2 takes a scalar for src2; its stubs only list arrays
+        cv2.compare(u8, self.min_level, cv2.CMP_LT, dst=self._mask)  # type: ignore[call-overload]
         cv2.copyTo(frame, self._mask, dst)
         scale = max(0.4, min(h, w) / 600.0)
         if zones is not None and (zones.zones or zones.roi is not None):

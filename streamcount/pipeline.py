@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -40,6 +41,36 @@ from streamcount.sources import Source
 from streamcount.zones import ZoneSet
 
 logger = logging.getLogger(__name__)
+
+
+class CountLike(Protocol):
+    """What the pipeline reads of one engine result (a :class:`~streamcount.engine.CountResult`).
+
+    A ``batch`` attribute (frames in the engine call) is read too when present.
+    """
+
+    @property
+    def count(self) -> float:
+        """Estimated number of objects in the frame."""
+        ...
+
+    @property
+    def density(self) -> np.ndarray:
+        """Density map in frame coordinates (``H x W``)."""
+        ...
+
+    @property
+    def latency_ms(self) -> float:
+        """Wall time of the engine call that produced it."""
+        ...
+
+
+class BatchCounter(Protocol):
+    """The engine seam of :class:`Pipeline`: a :class:`~streamcount.engine.Counter` or a fake."""
+
+    def count_batch(self, frames: Sequence[np.ndarray]) -> Sequence[CountLike]:
+        """Count several BGR frames; one result per frame, in order."""
+        ...
 
 
 @dataclass
@@ -296,7 +327,7 @@ class Pipeline:
 
     Args:
         sources: Opened sources (unique names).
-        counter: A :class:`~streamcount.engine.Counter` (anything with ``count_batch``).
+        counter: A :class:`~streamcount.engine.Counter` (any :class:`BatchCounter`).
         sinks: Opened sinks; written in order from the output thread.
         config: Settings.
         zones: Zones/ROI applied to every source.
@@ -306,7 +337,7 @@ class Pipeline:
     def __init__(
         self,
         sources: Sequence[Source],
-        counter: object,
+        counter: BatchCounter,
         sinks: Sequence[Sink] = (),
         config: PipelineConfig | None = None,
         zones: ZoneSet | None = None,
@@ -471,7 +502,7 @@ class Pipeline:
                     self.wake.clear()
                     continue
                 t0 = time.perf_counter()
-                results = self.counter.count_batch([f.image for f in frames])  # type: ignore[attr-defined]
+                results = self.counter.count_batch([f.image for f in frames])
                 self.engine_seconds += time.perf_counter() - t0
                 self.engine_frames += len(frames)
                 with self.out_cond:
@@ -512,13 +543,13 @@ class Pipeline:
                 st.skipped += self.channels[name].take_dropped()
             self.done.set()
 
-    def _emit(self, frame: Frame, cr: object) -> None:
+    def _emit(self, frame: Frame, cr: CountLike) -> None:
         name = frame.source
         st = self.stats[name]
         limit = self.cfg.max_frames
         if limit and st.processed >= limit:
             return
-        if not math.isfinite(float(cr.count)):  # type: ignore[attr-defined]
+        if not math.isfinite(float(cr.count)):
             # a non-finite count never reaches smoothing, alerts, aggregates or the outputs
             st.skipped += 1
             st.nonfinite += 1
@@ -526,7 +557,7 @@ class Pipeline:
                 logger.warning("%s: frame %d gave a non-finite count; skipped (the model "
                                "output NaN or inf)", name, frame.index)
             return
-        res = self.analyzers[name](frame, cr.density, cr.count, cr.latency_ms)  # type: ignore[attr-defined]
+        res = self.analyzers[name](frame, cr.density, cr.count, cr.latency_ms)
         res.batch = int(getattr(cr, "batch", 1))
         st.tick(res, time.monotonic())
         if self.needs_overlay:

@@ -67,7 +67,7 @@ def provider_chain(device: str, cache_dir: Path | None = None) -> list[Any]:
         if (p != "CUDAExecutionProvider" or present["cuda"])
         and (p != "TensorrtExecutionProvider" or present["tensorrt"])
     ]
-    trt_opts = {"trt_fp16_enable": True, "trt_engine_cache_enable": True}
+    trt_opts: dict[str, bool | str] = {"trt_fp16_enable": True, "trt_engine_cache_enable": True}
     if cache_dir is not None:
         trt_opts["trt_engine_cache_path"] = str(cache_dir)
     chain: list[Any] = []
@@ -111,11 +111,13 @@ def create_session(
         sess = ort.InferenceSession(model, sess_options=so, providers=chain)
     except Exception as exc:  # ORT raises its own exception types for bad files
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        # in-memory bytes (the probe model) print as their repr, as str() of bytes always did
+        where = repr(model_path) if isinstance(model_path, bytes) else str(model_path)
         if "escapes model directory" in msg:
             raise ModelError(
-                f"{model_path} refused: its external weights point outside the model's folder"
+                f"{where} refused: its external weights point outside the model's folder"
             ) from exc
-        raise ModelError(f"{model_path} is not a loadable ONNX model ({msg})") from exc
+        raise ModelError(f"{where} is not a loadable ONNX model ({msg})") from exc
     got = sess.get_providers()
     real = _NAMES.get(got[0], got[0])
     if device in ("cuda", "tensorrt") and device != real:

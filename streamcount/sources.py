@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # FFmpeg's own messages may print stream URLs (with credentials) and decoder noise; keep them
@@ -167,7 +168,10 @@ class Source:
         self.state = "ok"
         self.size: tuple[int, int] | None = None  # (w, h)
 
-    default_live = False
+    @property
+    def default_live(self) -> bool:
+        """Whether the source runs live when no mode is given (False: every frame)."""
+        return False
 
     @property
     def inherently_live(self) -> bool:
@@ -206,7 +210,7 @@ def _check_size(name: str, img: np.ndarray) -> None:
                           "stream or file")
 
 
-def _check_frame(img: object) -> bool:
+def _check_frame(img: object) -> TypeGuard[np.ndarray]:
     return (isinstance(img, np.ndarray) and img.ndim in (2, 3) and img.size > 0
             and img.dtype == np.uint8)  # fmt: skip
 
@@ -234,7 +238,7 @@ class CaptureSource(Source):
         return self.kind in ("webcam", "url")
 
     @property
-    def default_live(self) -> bool:  # type: ignore[override]
+    def default_live(self) -> bool:
         """Live mode by default for webcams and URLs."""
         return self.kind in ("webcam", "url")
 
@@ -367,7 +371,7 @@ class CaptureSource(Source):
                 st = pos if pos > last_t and (pos > 0 or index == 0) else (
                     index / self.fps if self.fps else float(index))
                 last_t = st
-            yield Frame(self.name, index, st, wall, _to_bgr(img))  # type: ignore[arg-type]
+            yield Frame(self.name, index, st, wall, _to_bgr(img))
         if self.state == "ok":
             self.state = "ended"
 

@@ -183,7 +183,7 @@ class ZoneSet:
         self.roi = roi
         self.frame_size = frame_size  # (w, h) the coordinates refer to
         self.source = source
-        self._cache: dict[tuple[int, int], tuple[np.ndarray | None, np.ndarray]] = {}
+        self._cache: dict[tuple[int, int], tuple[np.ndarray | None, list[_SparseMask]]] = {}
 
     @property
     def names(self) -> list[str]:

@@ -192,6 +192,7 @@ class Trainer:
             )
         params = self._param_groups()
         lrs = [g["lr"] for g in params]
+        self.opt: torch.optim.Optimizer
         if cfg.optimizer == "adamw":
             self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         elif cfg.optimizer == "sgd":
@@ -202,6 +203,7 @@ class Trainer:
             raise InputError(f"unknown optimizer '{cfg.optimizer}': use adamw or sgd")
         self.steps_per_epoch = math.ceil(n / cfg.batch_size)
         total = self.steps_per_epoch * cfg.epochs
+        self.sched: torch.optim.lr_scheduler.LRScheduler
         if cfg.schedule == "onecycle":
             self.sched = torch.optim.lr_scheduler.OneCycleLR(
                 self.opt, max_lr=lrs, total_steps=total, pct_start=0.15

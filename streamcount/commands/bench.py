@@ -9,11 +9,15 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streamcount.errors import InputError
 from streamcount.precision import PRECISIONS
+
+if TYPE_CHECKING:
+    from streamcount.pipeline import BatchCounter
 
 HELP = "measure engine latency and fps of models at given frame sizes (no torch needed)"
 
@@ -62,16 +66,16 @@ def _frame(path: Path | None) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 
 
-def bench_case(counter: object, frame: np.ndarray, batch: int, seconds: float) -> dict:
+def bench_case(counter: BatchCounter, frame: np.ndarray, batch: int, seconds: float) -> dict:
     """Time ``counter.count_batch`` on ``batch`` copies of ``frame`` for about ``seconds``."""
     frames = [frame] * batch
     for _ in range(3):  # warm-up: allocations, kernel selection
-        counter.count_batch(frames)  # type: ignore[attr-defined]
+        counter.count_batch(frames)
     lat: list[float] = []
     t_end = time.perf_counter() + seconds
     while time.perf_counter() < t_end or len(lat) < 5:
         t0 = time.perf_counter()
-        counter.count_batch(frames)  # type: ignore[attr-defined]
+        counter.count_batch(frames)
         lat.append((time.perf_counter() - t0) * 1000.0)
     med = statistics.median(lat)
     return {

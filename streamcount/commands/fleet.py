@@ -15,10 +15,14 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamcount.errors import EXIT_INTERRUPTED, OutputError, SourceError
+
+if TYPE_CHECKING:
+    from streamcount.fleet.runner import FleetRunner
 
 HELP = "count a fleet of cameras on a Ray cluster (needs the cluster extra)"
 logger = logging.getLogger(__name__)
@@ -99,14 +103,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _install_signals(runner: object, interrupted: threading.Event):
+def _install_signals(runner: FleetRunner, interrupted: threading.Event) -> Callable[[], None]:
     """First SIGINT/SIGTERM: stop requesting frames, write what is in flight; second: stop."""
     from streamcount.commands.signals import install_stop_signals
 
     def now() -> None:
         raise KeyboardInterrupt
 
-    return install_stop_signals(interrupted, runner.stop, now,  # type: ignore[attr-defined]
+    return install_stop_signals(interrupted, runner.stop, now,
                                 "writing the frames in flight, then stopping")
 
 

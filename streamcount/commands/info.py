@@ -7,6 +7,7 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 HELP = "versions, ONNX Runtime providers (and the one that really works), bundled models"
 
@@ -17,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cards", action="store_true", help="print each bundled model's card")
 
 
-def gather() -> dict[str, object]:
+def gather() -> dict[str, Any]:
     """Everything ``info`` shows, as a dict."""
     import cv2
     import numpy as np
@@ -28,7 +29,7 @@ def gather() -> dict[str, object]:
     from streamcount.precision import choose_precision, cpu_flags, int8_dot_flag
     from streamcount.providers import create_session, gpu_providers_present, usable_device
 
-    models: dict[str, object] = {}
+    models: dict[str, dict[str, Any]] = {}
     for name, path in bundled_models().items():
         info = create_session(path, "cpu")
         meta = dict(info.session.get_modelmeta().custom_metadata_map)
@@ -106,18 +107,18 @@ def run(args: argparse.Namespace) -> int:
             t.add_row(k, str(v))
     c.print(t)
     mt = Table(title="bundled models")
-    names = list(data["models"])  # type: ignore[arg-type]
+    names = list(data["models"])
     # the names are what one types: never cut them; other columns wrap instead
     mt.add_column("name", no_wrap=True, min_width=max((len(n) for n in names), default=4))
     for col in ("architecture", "precision", "input scale", "MB", "validation"):
         mt.add_column(col, overflow="fold")
-    for name, m in data["models"].items():  # type: ignore[union-attr]
+    for name, m in data["models"].items():
         metrics = ", ".join(f"{k} {v:.2f}" for k, v in m["metrics"].items() if k in ("mae", "rmse"))
         prec = m["precision"] + (" + int8" if m["int8_variant"] else "")
         mt.add_row(name, m["architecture"], prec, str(m["input_scale"]),
                    str(m["size_mb"]), metrics)
     c.print(mt)
     if args.cards:
-        for name in data["models"]:  # type: ignore[union-attr]
+        for name in data["models"]:
             c.print(Markdown(model_card(name)))
     return 0

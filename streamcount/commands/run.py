@@ -13,13 +13,21 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
 from streamcount.models import DEFAULT_MODEL, model_help
 from streamcount.precision import PRECISIONS
+
+if TYPE_CHECKING:  # imported where used: a CLI start-up stays light
+    from streamcount.alerts import AlertEvent
+    from streamcount.engine import Counter
+    from streamcount.pipeline import Pipeline
+    from streamcount.zones import ZoneSet
 
 HELP = "count live: webcams, video files, RTSP/HTTP streams, image folders (dashboard, outputs)"
 logger = logging.getLogger(__name__)
@@ -313,7 +321,7 @@ def run_config(cfg: RunConfig) -> int:
         pipe = Pipeline(sources, counter, sinks, pcfg, zones, on_alert)
         for sink in sinks:
             if hasattr(sink, "stats"):
-                sink.stats = lambda: pipe.stats  # type: ignore[attr-defined]
+                sink.stats = lambda: pipe.stats
             try:
                 stack.enter_context(sink)
             except OSError as exc:
@@ -345,7 +353,7 @@ def run_config(cfg: RunConfig) -> int:
     return 0
 
 
-def _check_outputs(cfg: RunConfig, sources: list, counter: object,
+def _check_outputs(cfg: RunConfig, sources: list, counter: Counter,
                    slugs: dict[str, str]) -> None:
     """No output may be an input (a source, the zone file, the model) or another output."""
     from streamcount.sinks import check_outputs, suffixed
@@ -359,7 +367,7 @@ def _check_outputs(cfg: RunConfig, sources: list, counter: object,
             inputs += [(f"image of source {spec}:", f) for f in sorted(p.iterdir())[:10000]]
     if cfg.zones:
         inputs.append(("zone file", cfg.zones))
-    inputs.append(("model", counter.model_path))  # type: ignore[attr-defined]
+    inputs.append(("model", counter.model_path))
     outputs: dict[str, Path] = {}
     for flag, path in (("--csv", cfg.csv), ("--jsonl", cfg.jsonl),
                        ("--aggregate-out", cfg.aggregate_out), ("--plot", cfg.plot),
@@ -374,14 +382,14 @@ def _check_outputs(cfg: RunConfig, sources: list, counter: object,
     check_outputs(inputs, outputs)
 
 
-def _build_sinks(cfg: RunConfig, sources: list, zones: object, window: float | None,
+def _build_sinks(cfg: RunConfig, sources: list, zones: ZoneSet, window: float | None,
                  slug: dict[str, str]) -> list:
     from streamcount.sinks.csv import CsvSink
     from streamcount.sinks.jsonl import JsonlSink
 
     sinks: list = []
     if cfg.csv:
-        sinks.append(CsvSink(cfg.csv, zones.names))  # type: ignore[attr-defined]
+        sinks.append(CsvSink(cfg.csv, zones.names))
     if cfg.jsonl:
         sinks.append(JsonlSink(cfg.jsonl))
     if cfg.video:
@@ -425,24 +433,24 @@ def _alert_handler(cfg: RunConfig, stack: ExitStack):
     if log is None and cmd is None:
         return None
 
-    def handle(ev: object) -> None:
+    def handle(ev: AlertEvent) -> None:
         if log is not None:
-            log.write(ev)  # type: ignore[arg-type]
+            log.write(ev)
         if cmd is not None:
-            cmd(ev)  # type: ignore[arg-type]
+            cmd(ev)
 
     return handle
 
 
-def _install_signals(pipe: object, interrupted: threading.Event):
+def _install_signals(pipe: Pipeline, interrupted: threading.Event) -> Callable[[], None]:
     """First SIGINT/SIGTERM: drain and close; second: drop what is queued."""
     from streamcount.commands.signals import install_stop_signals
 
-    return install_stop_signals(interrupted, pipe.stop, pipe.abort,  # type: ignore[attr-defined]
+    return install_stop_signals(interrupted, pipe.stop, pipe.abort,
                                 "finishing queued frames and closing outputs")
 
 
-def _main_loop(pipe: object, cfg: RunConfig, counter: object, show: bool) -> None:
+def _main_loop(pipe: Pipeline, cfg: RunConfig, counter: Counter, show: bool) -> None:
     use_dash = (cfg.dashboard and not cfg.quiet and sys.stdout.isatty()
                 and not cfg.writes_stdout)
     period = 0.03 if show else 0.25
@@ -452,12 +460,11 @@ def _main_loop(pipe: object, cfg: RunConfig, counter: object, show: bool) -> Non
 
         from streamcount.dashboard import Dashboard
 
-        dash = Dashboard(pipe.stats, f"{counter.device}, {counter.precision}",  # type: ignore[attr-defined]
-                         counter.name)  # type: ignore[attr-defined]
+        dash = Dashboard(pipe.stats, f"{counter.device}, {counter.precision}", counter.name)
         live = Live(dash, refresh_per_second=4, transient=False, redirect_stderr=True)
         live.start()
     try:
-        while not pipe.wait(period):  # type: ignore[attr-defined]
+        while not pipe.wait(period):
             if show:
                 _show(pipe)
     finally:
@@ -466,31 +473,31 @@ def _main_loop(pipe: object, cfg: RunConfig, counter: object, show: bool) -> Non
             live.stop()
 
 
-def _show(pipe: object) -> None:
+def _show(pipe: Pipeline) -> None:
     import cv2
 
-    for name, img in list(pipe.views.items()):  # type: ignore[attr-defined]
+    for name, img in list(pipe.views.items()):
         cv2.imshow(f"streamcount: {name}", img)
     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-        pipe.stop()  # type: ignore[attr-defined]
+        pipe.stop()
 
 
-def _write_summary_json(path: Path, pipe: object, counter: object) -> None:
+def _write_summary_json(path: Path, pipe: Pipeline, counter: Counter) -> None:
     import json
 
     data = {
-        "model": counter.name,  # type: ignore[attr-defined]
-        "provider": counter.device,  # type: ignore[attr-defined]
-        "precision": counter.precision,  # type: ignore[attr-defined]
-        "precision_reason": counter.precision_reason,  # type: ignore[attr-defined]
-        "wall_seconds": round(pipe.wall_seconds, 3),  # type: ignore[attr-defined]
-        "e2e_fps": round(pipe.e2e_fps, 2),  # type: ignore[attr-defined]
-        "engine_fps": round(pipe.engine_fps, 2),  # type: ignore[attr-defined]
+        "model": counter.name,
+        "provider": counter.device,
+        "precision": counter.precision,
+        "precision_reason": counter.precision_reason,
+        "wall_seconds": round(pipe.wall_seconds, 3),
+        "e2e_fps": round(pipe.e2e_fps, 2),
+        "engine_fps": round(pipe.engine_fps, 2),
         "sources": {
             st.name: {"frames": st.processed, "skipped": st.skipped, "corrupt": st.corrupt,
                       "reconnects": st.reconnects, "mean_count": round(st.mean_count, 3),
                       "max_count": round(st.count_max, 3), "fps": round(st.overall_fps, 2)}
-            for st in pipe.stats.values()  # type: ignore[attr-defined]
+            for st in pipe.stats.values()
         },
     }
     try:
@@ -499,25 +506,24 @@ def _write_summary_json(path: Path, pipe: object, counter: object) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _summary(pipe: object, counter: object, to_stderr: bool = False) -> None:
+def _summary(pipe: Pipeline, counter: Counter, to_stderr: bool = False) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"summary — {counter.name} on {counter.device}, "  # type: ignore[attr-defined]
-                    f"{counter.precision}",  # type: ignore[attr-defined]
+    t = Table(title=f"summary — {counter.name} on {counter.device}, {counter.precision}",
               title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True)
     from streamcount.dashboard import short_name
 
-    names = [short_name(st.name, 24) for st in pipe.stats.values()]  # type: ignore[attr-defined]
+    names = [short_name(st.name, 24) for st in pipe.stats.values()]
     t.add_column("source", no_wrap=True, min_width=max(len(n) for n in names))
     for col in ("frames", "skipped", "corrupt", "reconnects", "mean count", "max count", "fps"):
         t.add_column(col, justify="right")
-    for name, st in zip(names, pipe.stats.values(), strict=True):  # type: ignore[attr-defined]
+    for name, st in zip(names, pipe.stats.values(), strict=True):
         t.add_row(name, str(st.processed), str(st.skipped), str(st.corrupt),
                   str(st.reconnects), f"{st.mean_count:.2f}", f"{st.count_max:.2f}",
                   f"{st.overall_fps:.1f}")
     con = Console(stderr=to_stderr)  # rows on stdout stay clean for a pipe
     con.print(t)
-    con.print(f"end-to-end {pipe.e2e_fps:.1f} fps, engine alone {pipe.engine_fps:.1f} fps "  # type: ignore[attr-defined]
-              f"({pipe.wall_seconds:.1f} s)")  # type: ignore[attr-defined]
+    con.print(f"end-to-end {pipe.e2e_fps:.1f} fps, engine alone {pipe.engine_fps:.1f} fps "
+              f"({pipe.wall_seconds:.1f} s)")

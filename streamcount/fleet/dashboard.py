@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 
 from streamcount.dashboard import Dashboard
@@ -34,10 +34,11 @@ class FleetDashboard:
     def render(self) -> RenderableType:
         """Both tables as one renderable."""
         t = Table(title="nodes", title_justify="left", pad_edge=False)
-        for col, just in (("host", "left"), ("provider", "left"), ("frames", "right"),
-                          ("fps", "right"), ("batch", "right"), ("engine ms", "right"),
-                          ("health", "left")):
-            t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+        cols: tuple[tuple[str, JustifyMethod], ...] = (
+            ("host", "left"), ("provider", "left"), ("frames", "right"), ("fps", "right"),
+            ("batch", "right"), ("engine ms", "right"), ("health", "left"))
+        for col, just in cols:
+            t.add_column(col, justify=just, no_wrap=True)
         for e in self.engines:
             h = e.health
             t.add_row(e.host or e.node[:12], str(h.get("provider", "?")),

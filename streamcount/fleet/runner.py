@@ -25,7 +25,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from streamcount.sinks import Sink
 from streamcount.smoothing import parse_smoothing
 from streamcount.sources import SourceOptions
 from streamcount.zones import ZoneSet, read_zone_file
+
+if TYPE_CHECKING:
+    from streamcount.alerts import EventLog
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ class FleetRunner:
         self.lanes: dict[str, Lane] = {}
         self.engines: list[EngineInfo] = []
         self.shared_sinks: list[Sink] = []
-        self.events = None
+        self.events: EventLog | None = None
         self.stopping = False
         self.started_ray = False
         self.started = 0.0
@@ -141,7 +144,8 @@ class FleetRunner:
     # -- set-up ---------------------------------------------------------------------------
     def start(self) -> None:
         """Connect to (or start) Ray, place the actors, open sources and sinks."""
-        ray = self.ray = require("ray", "cluster")  # before anything is written
+        ray: Any = require("ray", "cluster")  # before anything is written
+        self.ray = ray
         for s in self.cfg.sources:
             parse_smoothing(s.smooth)
         zones = {s.name: self._zones(s) for s in self.cfg.sources}
@@ -263,7 +267,8 @@ class FleetRunner:
         except Exception as exc:
             self._kill_all()
             msg = unwrap(exc)
-            raise (exc.cause if isinstance(getattr(exc, "cause", None), StreamcountError)
+            cause = getattr(exc, "cause", None)  # Ray's wrapper of an error raised in the actor
+            raise (cause if isinstance(cause, StreamcountError)
                    else SourceError(f"inference actors did not start: {msg}")) from None
         for e, info in zip(self.engines, infos, strict=True):
             e.health, e.host = info, info["host"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TextIO
 
 from streamcount.errors import OutputError
 from streamcount.frames import Result
@@ -84,7 +85,7 @@ class TextFileSink(Sink):
     def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)
         self.append = append
-        self.fh = None
+        self.fh: TextIO | None = None
         self.rows = 0
         self._fresh = False
 
@@ -175,7 +176,7 @@ def is_stdout(path: str | Path | None) -> bool:
     return path is not None and str(path) == "-"
 
 
-def open_text(path: Path, what: str, append: bool = False):
+def open_text(path: Path, what: str, append: bool = False) -> TextIO:
     """Open ``path`` for writing (or appending) text, line-buffered, or raise one
     :class:`OutputError` line. ``-`` gives standard output."""
     if is_stdout(path):

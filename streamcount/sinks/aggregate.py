@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from streamcount.errors import InputError
 from streamcount.frames import Result
@@ -62,7 +63,7 @@ class AggregateSink(Sink):
         self.window = float(window_s)
         self.use_smoothed = use_smoothed
         self.open_windows: dict[tuple[str, str], _Window] = {}
-        self.fh = None
+        self.fh: TextIO | None = None
         self.rows = 0
 
     def open(self) -> None:

@@ -46,6 +46,7 @@ class CsvSink(TextFileSink):
     def open(self) -> None:
         """Create the file and write the header."""
         super().open()
+        assert self.fh is not None  # opened by super().open() (or it raised)
         self.writer = csv.DictWriter(self.fh, self.columns, extrasaction="ignore")
         if self.fresh:
             self.writer.writeheader()

@@ -97,8 +97,8 @@ class VideoSink(Sink):
         self.paths = {n: suffixed(self.path, sfx) if multi else self.path
                       for n, (sfx, _) in sources.items()}  # fmt: skip
         self.fps = {n: (fps if fps and fps > 0 else 10.0) for n, (_, fps) in sources.items()}
-        self.fourcc = cv2.VideoWriter_fourcc(*fourcc)
-        self.writers: dict[str, object] = {}
+        self.fourcc = cv2.VideoWriter.fourcc(*fourcc)
+        self.writers: dict[str, _H264Writer | cv2.VideoWriter] = {}
         self.codecs: dict[str, str] = {}
         self.sizes: dict[str, tuple[int, int]] = {}
         self.frames: dict[str, int] = {}
@@ -141,14 +141,14 @@ class VideoSink(Sink):
         size = self.sizes[name]
         if (img.shape[1], img.shape[0]) != size:
             img = cv2.resize(img, size)
-        w.write(img)  # type: ignore[attr-defined]
+        w.write(img)
         self.frames[name] += 1
 
     def close(self) -> None:
         """Release every writer (finalizes the files)."""
         for name, w in list(self.writers.items()):
             try:
-                w.release()  # type: ignore[attr-defined]
+                w.release()
             finally:
                 logger.info("%s: %d frames (%s)", self.paths[name], self.frames[name],
                             self.codecs.get(name, "?"))

@@ -94,7 +94,7 @@ def find_annotations(root: Path) -> Path:
     )
 
 
-def _num(value: str, where: str, what: str) -> float:
+def _num(value: Any, where: str, what: str) -> float:  # any parsed value; None too
     try:
         v = float(value)
     except (TypeError, ValueError):

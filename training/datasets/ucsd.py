@@ -135,6 +135,7 @@ def _roi(path: Path, hw: tuple[int, int]) -> np.ndarray:
     mat = load_mat(path, ("roi",), "expected the struct roi with mask (or xi, yi)")
     roi = mat["roi"]
     names = roi.dtype.names or ()
+    mask: np.ndarray
     if "mask" in names:
         mask = (np.asarray(mat_struct_field(roi, "mask", path, "roi")) > 0).astype(np.uint8)
     elif "xi" in names and "yi" in names:
@@ -158,7 +159,7 @@ def _perspective(path: Path, hw: tuple[int, int]) -> np.ndarray:
     mat = load_mat(path, ("dmap",), "expected the struct dmap with pmapxy")
     pmap = np.asarray(mat_struct_field(mat["dmap"], "pmapxy", path, "dmap"), np.float64)
     pmap = np.where(pmap > 0, pmap, np.nan)
-    scale = 1.0 / np.sqrt(pmap)
+    scale: np.ndarray = 1.0 / np.sqrt(pmap)
     scale = np.where(np.isfinite(scale), scale, np.nanmedian(scale)).astype(np.float32)
     if scale.shape != hw:
         logger.warning("%s: perspective is %s, frames are %s; resizing it", path, scale.shape, hw)

@@ -73,6 +73,7 @@ def unpack(pack: Path, out: Path) -> dict[str, Path]:
                         flag = cv2.IMREAD_COLOR if s.attrs["channels"] == 3 else \
                             cv2.IMREAD_GRAYSCALE
                         img = cv2.imdecode(s["image"][()], flag)
+                        assert img is not None  # encoded by us when the bundle was built
                         img = img[..., ::-1].copy() if img.ndim == 3 else img[..., None]
                         pts = s["points"][()]
                         cfg = DensityConfig(kernel="fixed", sigma=float(s.attrs["sigma"]))

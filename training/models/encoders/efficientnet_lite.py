@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,17 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
 )
 #: The last stage index (into ``LITE0_STAGES``) of each output stride 4, 8, 16, 32.
 _STAGE_OF_STRIDE = {4: 1, 8: 2, 16: 4, 32: 6}
-_BN = {"eps": 1e-3, "momentum": 0.01}  # TensorFlow's batch-norm settings for these weights
+
+
+class _BatchNormKwargs(TypedDict):
+    """Keyword arguments of ``nn.BatchNorm2d`` (typed, so ``**_BN`` type-checks)."""
+
+    eps: float
+    momentum: float
+
+
+#: TensorFlow's batch-norm settings for these weights.
+_BN: _BatchNormKwargs = {"eps": 1e-3, "momentum": 0.01}
 
 
 class SameConv(nn.Conv2d):
