@@ -217,7 +217,7 @@ def test_every_setting_has_a_flag_with_help() -> None:
     """Flags come from the config dataclasses: a new setting is declared once, in TrainConfig."""
     from dataclasses import fields
 
-    train_cli, p, _ = _train_args()
+    _, p, _ = _train_args()
     flags = {a.dest: a for a in p._actions}
     for cls in (TrainConfig, AugmentConfig):
         for f in fields(cls):
