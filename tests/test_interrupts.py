@@ -72,6 +72,7 @@ def _cells(folder: Path, n: int) -> Path:
 
 
 def test_ctrl_c_during_prepare_leaves_no_split(tmp_path: Path) -> None:
+    pytest.importorskip("h5py", reason="prepare needs the train extra (h5py)")
     root = _cells(tmp_path / "cells", 800)
     # On a fast machine the run can end in the few milliseconds between our check and the
     # signal (exit 0, complete splits): then try again; one of three tries must be interrupted.

@@ -9,11 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import scipy.io
 
 from streamcount.errors import InputError
 from streamcount.training.datasets import formats, get_reader, keys, read
 from streamcount.training.datasets.splits import carve_validation
+
+scipy = pytest.importorskip("scipy", reason="the train extra (scipy) is not installed")
+pytest.importorskip("scipy.io")  # savemat and loadmat below
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

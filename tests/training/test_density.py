@@ -26,6 +26,12 @@ def _points(n: int = 40, seed: int = 0) -> np.ndarray:
     return np.concatenate([pts, border]).astype(np.float32)
 
 
+def _needs_scipy(kernel: str) -> None:
+    """The adaptive kernel finds nearest neighbours with scipy (the train extra)."""
+    if kernel == "adaptive":
+        pytest.importorskip("scipy", reason="the adaptive kernel needs the train extra (scipy)")
+
+
 def _perspective() -> np.ndarray:
     return np.tile(np.linspace(0.3, 1.5, HW[0], dtype=np.float32)[:, None], (1, HW[1]))
 
@@ -33,6 +39,7 @@ def _perspective() -> np.ndarray:
 @pytest.mark.parametrize("kernel", ["fixed", "adaptive", "perspective"])
 @pytest.mark.parametrize("sigma", [0.7, 3.0, 15.0])
 def test_density_integrates_to_count(kernel: str, sigma: float) -> None:
+    _needs_scipy(kernel)
     pts = _points()
     cfg = DensityConfig(kernel=kernel, sigma=sigma)
     d = density_map(pts, HW, cfg, _perspective())
@@ -55,6 +62,7 @@ def test_corner_point_mass_stays_inside_and_peaks_at_point() -> None:
 
 
 def test_empty_and_single_point() -> None:
+    _needs_scipy("adaptive")
     assert density_map(np.zeros((0, 2)), HW, DensityConfig(kernel="adaptive")).sum() == 0
     d = density_map(np.array([[5.0, 5.0]]), HW, DensityConfig(kernel="adaptive", sigma=3))
     assert float(d.sum()) == pytest.approx(1.0, rel=1e-6)
@@ -94,6 +102,7 @@ def test_resize_density_keeps_integral(new_hw: tuple[int, int]) -> None:
 @pytest.mark.parametrize("scale", [0.5, 0.37, 1.0, 2.0])
 @pytest.mark.parametrize("kernel", ["fixed", "adaptive", "perspective"])
 def test_rescale_keeps_count_exact(scale: float, kernel: str) -> None:
+    _needs_scipy(kernel)
     pts = _points()
     sample = Sample("s", np.zeros((*HW, 3), np.uint8), pts, roi=np.ones(HW, np.uint8),
                     perspective=_perspective())

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -23,6 +22,8 @@ from tests.training.test_datasets import (
     make_ucsd,
     write_points_annotations,
 )
+
+h5py = pytest.importorskip("h5py", reason="the train extra (h5py) is not installed")
 
 
 def _check_split(path: Path, n: int | None = None) -> list[dict]:
