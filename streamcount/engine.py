@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamcount import defaults
 from streamcount.errors import ModelError
 from streamcount.metadata import ModelMetadata
 from streamcount.models import DEFAULT_MODEL, int8_variant, resolve_model
@@ -72,8 +73,8 @@ class Counter:
     def __init__(
         self,
         model: str | Path = DEFAULT_MODEL,
-        device: str = "auto",
-        threads: int = 0,
+        device: str = defaults.DEVICE,
+        threads: int = defaults.THREADS,
         input_scale: float | None = None,
         gain: float = 1.0,
         max_side: int | None = None,

@@ -31,6 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
+from streamcount import defaults
 from streamcount.alerts import AlertEvent, AlertMonitor
 from streamcount.errors import OutputError
 from streamcount.frames import Frame, Result
@@ -88,11 +89,11 @@ class PipelineConfig:
         keep_view: Keep the latest annotated frame per source (for ``--show``).
     """
 
-    batch: int = 8
+    batch: int = defaults.BATCH
     queue_size: int = 0
     max_fps: float | None = None
     max_frames: int | None = None
-    smooth: str = "ema:0.3"
+    smooth: str = defaults.SMOOTH
     overlay_alpha: float = 0.45
     keep_view: bool = False
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamcount import defaults
 from streamcount.errors import DeviceError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def provider_chain(device: str, cache_dir: Path | None = None) -> list[Any]:
 
 
 def create_session(
-    model_path: Path | bytes, device: str = "auto", threads: int = 0, cache_dir: Path | None = None
+    model_path: Path | bytes, device: str = defaults.DEVICE, threads: int = defaults.THREADS,
+    cache_dir: Path | None = None
 ) -> SessionInfo:
     """Create an InferenceSession on the best usable provider for ``device``.
 
@@ -139,7 +141,7 @@ _PROBE = (
 )
 
 
-def usable_device(device: str = "auto") -> str:
+def usable_device(device: str = defaults.DEVICE) -> str:
     """The provider ``device`` really gets on this machine (``cpu``, ``cuda`` or ``tensorrt``)."""
     import base64
 

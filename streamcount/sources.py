@@ -33,6 +33,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
+from streamcount import defaults
 from streamcount.errors import InputError, SourceError
 from streamcount.frames import Frame
 
@@ -132,13 +133,13 @@ class SourceOptions:
     """
 
     mode: str | None = None
-    stride: int = 1
-    reconnect_max: int = 10
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
+    stride: int = defaults.STRIDE
+    reconnect_max: int = defaults.RECONNECT_MAX
+    backoff_base: float = defaults.RECONNECT_BACKOFF_S
+    backoff_cap: float = defaults.RECONNECT_BACKOFF_CAP_S
     max_bad: int = 25
     fps: float | None = None
-    open_timeout_s: float = 10.0
+    open_timeout_s: float = defaults.OPEN_TIMEOUT_S
 
 
 class Source:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamcount import defaults
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
-from streamcount.models import DEFAULT_MODEL, model_help
+from streamcount.models import model_help
 from streamcount.precision import PRECISIONS
 
 if TYPE_CHECKING:  # imported where used: a CLI start-up stays light
@@ -45,21 +46,21 @@ class RunConfig:
     """Everything ``streamcount run`` does, filled from the CLI flags (defaults = flag defaults)."""
 
     sources: list[str] = field(default_factory=list)
-    model: str = DEFAULT_MODEL
-    device: str = "auto"
-    threads: int = 0
-    precision: str = "auto"
+    model: str = defaults.MODEL
+    device: str = defaults.DEVICE
+    threads: int = defaults.THREADS
+    precision: str = defaults.PRECISION
     input_scale: float | None = None
     gain: float = 1.0
     mode: str | None = None
     realtime: bool = False
-    batch: int = 8
+    batch: int = defaults.BATCH
     max_fps: float | None = None
-    stride: int = 1
+    stride: int = defaults.STRIDE
     max_frames: int | None = None
     fps: float | None = None
     zones: Path | None = None
-    smooth: str = "ema:0.3"
+    smooth: str = defaults.SMOOTH
     events: Path | None = None
     on_alert: str | None = None
     alert_shell: bool = False
@@ -73,14 +74,14 @@ class RunConfig:
     plot: Path | None = None
     summary_json: Path | None = None
     metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = defaults.METRICS_HOST
     metrics_token: str | None = None
     show: bool = False
     dashboard: bool = True
     quiet: bool = False
-    reconnect_max: int = 10
-    reconnect_backoff: float = 0.5
-    timeout: float = 10.0
+    reconnect_max: int = defaults.RECONNECT_MAX
+    reconnect_backoff: float = defaults.RECONNECT_BACKOFF_S
+    timeout: float = defaults.OPEN_TIMEOUT_S
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunConfig:
@@ -145,10 +146,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="webcam index (0), video file, rtsp:// or http(s):// URL, image folder "
                         "or glob; several run side by side (default: the bundled example clip)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=DEFAULT_MODEL, help=model_help())
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    g.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
-    g.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+    g.add_argument("--model", default=defaults.MODEL, help=model_help())
+    g.add_argument("--device", default=defaults.DEVICE, choices=["auto", "cpu", "cuda", "tensorrt"])
+    g.add_argument("--threads", type=int, default=defaults.THREADS,
+                   help="inference threads (0: all cores)")
+    g.add_argument("--precision", default=defaults.PRECISION, choices=list(PRECISIONS),
                    help="auto: int8 where the CPU has VNNI/AMX and the model ships an int8 "
                         "variant, else fp32")
     g.add_argument("--input-scale", type=float, metavar="S",
@@ -165,22 +167,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="play files at their own frame rate, as a camera would deliver them (the "
                         "default for the example clip on a terminal); frames the engine cannot "
                         "keep up with are skipped")
-    g.add_argument("--batch", type=int, default=8, help="frames per engine call in file mode")
+    g.add_argument("--batch", type=int, default=defaults.BATCH,
+                   help="frames per engine call in file mode")
     g.add_argument("--max-fps", type=float, help="process at most N frames/s per source")
-    g.add_argument("--stride", type=int, default=1, help="process every Nth frame")
+    g.add_argument("--stride", type=int, default=defaults.STRIDE, help="process every Nth frame")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames per source")
     g.add_argument("--fps", type=float, help="frame rate for sources without one (image folders)")
-    g.add_argument("--reconnect-max", type=int, default=10, metavar="N",
+    g.add_argument("--reconnect-max", type=int, default=defaults.RECONNECT_MAX, metavar="N",
                    help="reconnect attempts in a row before a live source is given up")
-    g.add_argument("--reconnect-backoff", type=float, default=0.5, metavar="S",
+    g.add_argument("--reconnect-backoff", type=float,
+                   default=defaults.RECONNECT_BACKOFF_S, metavar="S",
                    help="first reconnect delay in seconds (doubles each attempt, max 30 s)")
-    g.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    g.add_argument("--timeout", type=float, default=defaults.OPEN_TIMEOUT_S, metavar="S",
                    help="give up opening or reading a network stream after S seconds without "
                         "data (then reconnect)")
     g = p.add_argument_group("counting")
     g.add_argument("--zones", type=Path,
                    help="zone file (JSON/YAML; `streamcount zones` makes one)")
-    g.add_argument("--smooth", default="ema:0.3", help="ema:ALPHA, median:N or none")
+    g.add_argument("--smooth", default=defaults.SMOOTH, help="ema:ALPHA, median:N or none")
     g.add_argument("--events", type=Path, metavar="FILE", help="alert event log (JSONL)")
     g.add_argument("--on-alert", metavar="CMD",
                    help="run CMD on each alert (STREAMCOUNT_* environment variables)")
@@ -198,7 +202,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--summary-json", type=Path, metavar="FILE",
                    help="write the end-of-run summary (frames, fps, engine fps) as JSON")
     g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics ([metrics] extra)")
-    g.add_argument("--metrics-host", default="127.0.0.1",
+    g.add_argument("--metrics-host", default=defaults.METRICS_HOST,
                    help="address for --metrics-port (default 127.0.0.1; any other needs a token)")
     g.add_argument("--metrics-token", default=os.environ.get("STREAMCOUNT_METRICS_TOKEN"),
                    help="bearer token scrapers must send (default: $STREAMCOUNT_METRICS_TOKEN)")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from streamcount import defaults
 from streamcount.errors import InputError
 from streamcount.sources import classify, redact, slug
 
@@ -59,9 +60,9 @@ class FleetSource:
     source: str
     name: str = ""
     zones: Path | None = None
-    smooth: str = "ema:0.3"
+    smooth: str = defaults.SMOOTH
     mode: str | None = None
-    stride: int = 1
+    stride: int = defaults.STRIDE
     fps: float | None = None
     max_fps: float | None = None
     max_frames: int | None = None
@@ -104,17 +105,17 @@ class FleetConfig:
     sources: list[FleetSource] = field(default_factory=list)
     address: str | None = None
     num_cpus: int | None = None
-    model: str = "crowd"
-    device: str = "auto"
-    threads: int = 0
-    batch: int = 8
+    model: str = defaults.MODEL
+    device: str = defaults.DEVICE
+    threads: int = defaults.THREADS
+    batch: int = defaults.BATCH
     inflight: int = 2
     output: Path = Path("fleet-out")
     csv: bool = True
     jsonl: bool = False
     events: Path | None = None
     metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = defaults.METRICS_HOST
     node_metrics_port: int | None = None
     source_cpus: float = 0.25
     inference_cpus: float = 1.0

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from streamcount import defaults
 from streamcount.errors import StreamcountError
 from streamcount.pipeline import Channel, measure
 from streamcount.sources import Source, SourceOptions, open_source
@@ -183,8 +184,9 @@ class InferenceWorker:
         metrics_host: Address to bind it (127.0.0.1 unless told otherwise).
     """
 
-    def __init__(self, model: str, device: str = "auto", threads: int = 0, batch: int = 8,
-                 metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
+    def __init__(self, model: str, device: str = defaults.DEVICE, threads: int = defaults.THREADS,
+                 batch: int = defaults.BATCH, metrics_port: int | None = None,
+                 metrics_host: str = defaults.METRICS_HOST) -> None:
         from streamcount.engine import Counter
 
         self.counter = Counter(model, device=device, threads=threads)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamcount import defaults
 from streamcount.errors import InputError, ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL = "crowd"
+DEFAULT_MODEL = defaults.MODEL  # the name other modules import
 
 
 def bundled_models() -> dict[str, Path]:

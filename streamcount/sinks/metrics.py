@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from streamcount import defaults
 from streamcount.errors import OutputError, require
 from streamcount.frames import Result
 from streamcount.sinks import Sink
@@ -38,7 +39,7 @@ class MetricsSink(Sink):
             ``reconnects`` attributes (the pipeline's live statistics), read at scrape time.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1",
+    def __init__(self, port: int, host: str = defaults.METRICS_HOST,
                  stats: Callable[[], Mapping[str, Any]] | None = None,
                  token: str | None = None, labels: Mapping[str, str] | None = None) -> None:
         if not is_loopback(host) and not token:
