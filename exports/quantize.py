@@ -20,11 +20,11 @@ import numpy as np
 from streamcount.errors import InputError, ModelError
 from streamcount.exports.atomic import save_model_atomic
 from streamcount.exports.onnx import INPUT_NAME, add_metadata
+from streamcount.images import IMAGE_SUFFIXES
 from streamcount.metadata import ModelMetadata
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass

@@ -7,7 +7,7 @@ alerts, and for files a progress bar with ETA. It is on only when stdout is a te
 not ``--no-dashboard``); :func:`render_text` renders it to a string (tests, logs).
 
 Example:
-    >>> from streamcount.pipeline import SourceStats
+    >>> from streamcount.stats import SourceStats
     >>> st = SourceStats("cam", live=True)
     >>> "cam" in render_text(Dashboard({"cam": st}, provider="cpu", model="tiny"))
     True
@@ -32,7 +32,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from streamcount.pipeline import SourceStats
+from streamcount.stats import SourceStats
 
 _BARS = "▁▂▃▄▅▆▇█"
 

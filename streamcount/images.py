@@ -18,6 +18,29 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 MAX_PIXELS = 12000 * 12000  # a bigger still image costs gigabytes to decode and count
 
 
+def list_images(spec: str) -> list[Path]:
+    """The images a source spec names: a folder's images (sorted), one file, or a glob's images.
+
+    Returns an empty list when a folder or pattern holds no image.
+
+    Raises:
+        InputError: Nothing exists at ``spec`` and it is not a pattern.
+
+    Example:
+        >>> list_images("/nonexistent/*.jpg")
+        []
+    """
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if p.is_file():
+        return [p]
+    if any(ch in spec for ch in "*?["):
+        return sorted(Path(f) for f in glob.glob(spec, recursive=True)
+                      if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_SUFFIXES)
+    raise InputError(f"no such file or folder: {spec}")
+
+
 def expand_paths(items: Sequence[str]) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> image paths.
 

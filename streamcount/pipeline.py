@@ -26,19 +26,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from streamcount import defaults
-from streamcount.alerts import AlertEvent, AlertMonitor
-from streamcount.errors import OutputError
-from streamcount.frames import Frame, Result
+from streamcount.alerts import AlertEvent
+from streamcount.analyzer import Analyzer
+from streamcount.channel import Channel
+from streamcount.frames import Frame
 from streamcount.overlay import Overlay
-from streamcount.sinks import Sink
-from streamcount.smoothing import Smoother, parse_smoothing
+from streamcount.sinks import Sink, write_all
+from streamcount.smoothing import parse_smoothing
 from streamcount.sources import Source
+from streamcount.stats import SourceStats
 from streamcount.zones import ZoneSet
 
 logger = logging.getLogger(__name__)
@@ -96,228 +98,6 @@ class PipelineConfig:
     smooth: str = defaults.SMOOTH
     overlay_alpha: float = 0.45
     keep_view: bool = False
-
-
-@dataclass
-class SourceStats:
-    """Running statistics of one source, read by the dashboard, metrics and summary."""
-
-    name: str
-    live: bool
-    total: int | None = None
-    fps_nominal: float = 0.0
-    captured: int = 0
-    processed: int = 0
-    skipped: int = 0
-    corrupt: int = 0
-    reconnects: int = 0
-    state: str = "starting"
-    last_index: int = -1
-    count: float = 0.0
-    smoothed: float = 0.0
-    zones: dict[str, float] = field(default_factory=dict)
-    zones_smoothed: dict[str, float] = field(default_factory=dict)
-    count_sum: float = 0.0
-    count_max: float = 0.0
-    queue_depth: int = 0
-    nonfinite: int = 0
-    fps: float = 0.0
-    error: str | None = None
-    history: deque = field(default_factory=lambda: deque(maxlen=120))
-    latencies: deque = field(default_factory=lambda: deque(maxlen=300))
-    times: deque = field(default_factory=lambda: deque(maxlen=30), repr=False)
-    active_alerts: dict[tuple[str, str, float], AlertEvent] = field(default_factory=dict)
-    recent_events: deque = field(default_factory=lambda: deque(maxlen=5))
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def latency_pct(self, q: float) -> float:
-        """A percentile (0-100) of recent engine times per frame in ms (0 when none)."""
-        with self.lock:
-            lat = list(self.latencies)
-        return float(np.percentile(lat, q)) if lat else 0.0
-
-    def tick(self, res: Result, now: float) -> None:
-        """Before the sinks: note the frame's count and latency, set ``res.fps``."""
-        with self.lock:
-            self.history.append(res.count)
-            self.latencies.append(res.latency_ms / max(1, res.batch))
-            t = self.times
-            t.append(now)
-            res.fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
-
-    def track_alerts(self, events: Sequence[AlertEvent]) -> None:
-        """Log alert events and keep the active ones (for the dashboard)."""
-        for ev in events:
-            (logger.warning if ev.event == "start" else logger.info)("%s", ev.describe())
-            key = (ev.zone, ev.rule, ev.threshold)
-            if ev.event == "start":
-                self.active_alerts[key] = ev
-            else:
-                self.active_alerts.pop(key, None)
-            self.recent_events.append(ev)
-
-    def written(self, res: Result) -> None:
-        """After the sinks: the frame counts as processed."""
-        with self.lock:
-            self.processed += 1
-            self.last_index = res.index
-            self.count, self.smoothed = res.count, res.smoothed
-            self.zones, self.zones_smoothed = res.zones, res.zones_smoothed
-            self.count_sum += res.count
-            self.count_max = max(self.count_max, res.count) if self.processed > 1 else res.count
-            self.fps = res.fps
-
-    @property
-    def mean_count(self) -> float:
-        """Mean raw count over processed frames."""
-        return self.count_sum / self.processed if self.processed else 0.0
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since this source started (until it finished)."""
-        return (self.finished or time.monotonic()) - self.started
-
-    @property
-    def overall_fps(self) -> float:
-        """Processed frames per second over the whole run."""
-        return self.processed / self.elapsed if self.elapsed > 0 else 0.0
-
-
-class Channel:
-    """The bounded queue between a source's capture thread and the inference thread.
-
-    Args:
-        live: Newest frame wins (size 1, drops counted) instead of blocking when full.
-        maxsize: Capacity in file mode.
-        wake: Event set whenever a frame arrives or the channel closes.
-
-    Example:
-        >>> ch = Channel(live=True, maxsize=4, wake=threading.Event())
-        >>> for i in range(3):
-        ...     _ = ch.put(i, threading.Event())
-        >>> ch.take(8), ch.dropped
-        ([2], 2)
-    """
-
-    def __init__(self, live: bool, maxsize: int, wake: threading.Event) -> None:
-        self.live = live
-        self.maxsize = max(1, maxsize)
-        self.wake = wake
-        self.items: deque = deque()
-        self.cond = threading.Condition()
-        self.closed = False
-        self.dropped = 0
-
-    def put(self, item: object, stop: threading.Event) -> bool:
-        """Add a frame; False when ``stop`` was set while waiting for room."""
-        with self.cond:
-            if self.live:
-                self.dropped += len(self.items)
-                self.items.clear()
-            else:
-                while len(self.items) >= self.maxsize:
-                    if stop.is_set():
-                        return False
-                    self.cond.wait(0.05)
-            self.items.append(item)
-        self.wake.set()
-        return True
-
-    def take(self, n: int) -> list:
-        """Up to ``n`` queued frames, oldest first (never blocks)."""
-        with self.cond:
-            out = [self.items.popleft() for _ in range(min(n, len(self.items)))]
-            self.cond.notify_all()
-        return out
-
-    def take_dropped(self) -> int:
-        """Frames dropped (newest-wins) since the last call."""
-        with self.cond:
-            n, self.dropped = self.dropped, 0
-        return n
-
-    def clear(self) -> int:
-        """Drop everything queued; returns how many."""
-        with self.cond:
-            n = len(self.items)
-            self.items.clear()
-            self.cond.notify_all()
-        return n
-
-    def close(self) -> None:
-        """No more frames will come."""
-        self.closed = True
-        self.wake.set()
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    @property
-    def done(self) -> bool:
-        """Closed and empty."""
-        return self.closed and not self.items
-
-
-def measure(zones: ZoneSet, density: np.ndarray, count: float
-            ) -> tuple[float, dict[str, float], np.ndarray]:
-    """Apply the ROI and integrate each zone: ``(count, zone counts, density)``.
-
-    Stateless, so it can run wherever the density map is (the fleet runs it next to the engine
-    and ships only the numbers).
-
-    Example:
-        >>> sq = [[0, 0], [2, 0], [2, 2], [0, 2]]
-        >>> zs = ZoneSet.from_dict({"zones": [{"name": "a", "polygon": sq}]})
-        >>> c, zc, _ = measure(zs, np.ones((4, 4), np.float32), 16.0)
-        >>> c, zc
-        (16.0, {'a': 9.0})
-    """
-    if zones.roi is not None:
-        density = zones.apply_roi(density)
-        count = max(0.0, float(density.sum(dtype=np.float64)))
-    return count, zones.counts(density), density
-
-
-_NO_DENSITY = np.zeros((0, 0), np.float32)
-
-
-class Analyzer:
-    """Per-source counting logic after the engine: ROI, zones, smoothing, alerts."""
-
-    def __init__(self, source: str, zones: ZoneSet, smoother: Callable[[], Smoother]) -> None:
-        self.zones = zones
-        self.total = smoother()
-        self.per_zone: dict[str, Smoother] = {z: smoother() for z in zones.names}
-        self.monitor = AlertMonitor(source, {z.name: z.alerts for z in zones.zones})
-
-    def __call__(self, frame: Frame, density: np.ndarray, count: float,
-                 latency_ms: float) -> Result:
-        """Build the frame's :class:`Result` from its density map."""
-        count, zc, density = measure(self.zones, density, count)
-        return self.update(frame, count, zc, latency_ms, density)
-
-    def update(self, frame: Frame, count: float, zone_counts: dict[str, float],
-               latency_ms: float, density: np.ndarray | None = None) -> Result:
-        """Smooth and check alerts for counts already measured (ROI applied)."""
-        zs = {z: self.per_zone[z].update(v) for z, v in zone_counts.items() if z in self.per_zone}
-        res = Result(frame, count, _NO_DENSITY if density is None else density, latency_ms,
-                     self.total.update(count), zone_counts, zs)
-        res.alerts = self.monitor.update(zs, frame.stream_time, frame.wall_time)
-        return res
-
-
-def write_all(sinks: Sequence[Sink], res: Result) -> None:
-    """Hand ``res`` to every sink; a failing write becomes one :class:`OutputError` line."""
-    for sink in sinks:
-        try:
-            sink.write(res)
-        except BrokenPipeError:  # the reader of a pipe went away (`| head`): stop quietly
-            raise
-        except OSError as exc:  # full disk, removed folder
-            where = getattr(sink, "path", type(sink).__name__)
-            raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from exc
 
 
 _END = object()

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
@@ -36,11 +35,11 @@ import numpy as np
 from streamcount import defaults
 from streamcount.errors import InputError, SourceError
 from streamcount.frames import Frame
+from streamcount.images import IMAGE_SUFFIXES, list_images
 
 logger = logging.getLogger(__name__)
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 #: Query keys whose values are shown in logs and outputs; every other value is ``***``
 #: (an allow-list: camera vendors name their credentials in too many ways to list).
 _PUBLIC_KEYS = frozenset({
@@ -96,7 +95,7 @@ def classify(spec: str) -> str:
     if any(c in spec for c in "*?[") and not Path(spec).exists():
         return "images"
     p = Path(spec)
-    if p.is_dir() or p.suffix.lower() in IMAGE_EXTS:
+    if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES:
         return "images"
     return "video"
 
@@ -182,12 +181,19 @@ class Source:
     def open(self) -> None:  # pragma: no cover - overridden
         """Open the source; raise :class:`SourceError`/:class:`InputError` when impossible."""
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:  # pragma: no cover
-        """Yield frames until the end, a stop request, or a live source is given up."""
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:  # pragma: no cover
+        """Yield frames until the end, a stop request (``stop`` set by another thread), or a
+        live source is given up. A plain ``for frame in source.frames()`` reads to the end."""
         raise NotImplementedError
 
     def close(self) -> None:
         """Release resources."""
+
+    def __enter__(self) -> Source:
+        return self  # opened by open_source() or on the first frames() call
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _looks_like_text(path: Path) -> bool:
@@ -320,8 +326,9 @@ class CaptureSource(Source):
                      self.name, o.reconnect_max)
         return False
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
         """Yield frames; live sources reconnect, files end at their end."""
+        stop = stop or threading.Event()  # nobody else stops a plain loop
         if self.cap is None and self._first is None:
             self.open()
         stride = max(1, self.options.stride)
@@ -390,25 +397,20 @@ class ImageSource(Source):
 
     def open(self) -> None:
         """List the images; fail in one line when there are none."""
-        p = Path(self.spec)
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
-        elif p.is_file():
-            files = [p]
-        elif any(c in self.spec for c in "*?["):
-            files = sorted(Path(f) for f in glob.glob(self.spec, recursive=True)
-                           if Path(f).suffix.lower() in IMAGE_EXTS)  # fmt: skip
-        else:
-            raise InputError(f"image file not found: {self.spec}")
+        try:
+            files = list_images(self.spec)
+        except InputError:
+            raise InputError(f"image file not found: {self.spec}") from None
         if not files:
-            raise InputError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in {self.spec}")
+            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.spec}")
         self.files = files
         self.total = len(files)
         self.fps = self.options.fps or 1.0
         logger.info("opened %s (%d images)", self.name, len(files))
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
         """Yield each readable image; unreadable ones are skipped and counted as corrupt."""
+        stop = stop or threading.Event()  # nobody else stops a plain loop
         if not hasattr(self, "files"):
             self.open()
         stride = max(1, self.options.stride)
@@ -432,6 +434,9 @@ class ImageSource(Source):
 def open_source(spec: str, options: SourceOptions | None = None) -> Source:
     """Create and open the source for ``spec`` (webcam index, file, folder, glob or URL).
 
+    Use it as a context manager to close it afterwards:
+    ``with open_source("clip.mp4") as src: for frame in src.frames(): ...``
+
     Raises:
         InputError: a file or folder does not exist or holds no images.
         SourceError: it exists but cannot be decoded, or a stream cannot be opened.
@@ -440,6 +445,20 @@ def open_source(spec: str, options: SourceOptions | None = None) -> Source:
         spec, options)
     src.open()
     return src
+
+
+def read_frames(spec: str, options: SourceOptions | None = None) -> Iterator[Frame]:
+    """Frames of a webcam, file, folder, glob or stream URL, as a plain generator.
+
+    The source is opened first (errors come before the first frame) and closed when the loop
+    ends or is left early.
+
+    Example:
+        >>> for frame in read_frames("examples/pets2009_s2l1.mp4"):  # doctest: +SKIP
+        ...     print(frame.index, frame.image.shape)
+    """
+    with open_source(spec, options) as src:
+        yield from src.frames()
 
 
 def unique_names(sources: list[Source]) -> None:

@@ -352,3 +352,23 @@ def template(width: int, height: int) -> dict[str, Any]:
             {"name": "right", "polygon": [[half, 0], [width, 0], [width, height], [half, height]]},
         ],
     }  # fmt: skip
+
+
+def measure(zones: ZoneSet, density: np.ndarray, count: float
+            ) -> tuple[float, dict[str, float], np.ndarray]:
+    """Apply the ROI and integrate each zone: ``(count, zone counts, density)``.
+
+    Stateless, so it can run wherever the density map is (the fleet runs it next to the engine
+    and ships only the numbers).
+
+    Example:
+        >>> sq = [[0, 0], [2, 0], [2, 2], [0, 2]]
+        >>> zs = ZoneSet.from_dict({"zones": [{"name": "a", "polygon": sq}]})
+        >>> c, zc, _ = measure(zs, np.ones((4, 4), np.float32), 16.0)
+        >>> c, zc
+        (16.0, {'a': 9.0})
+    """
+    if zones.roi is not None:
+        density = zones.apply_roi(density)
+        count = max(0.0, float(density.sum(dtype=np.float64)))
+    return count, zones.counts(density), density

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from streamcount.engine import Counter
     from streamcount.images import expand_paths, iter_images
-    from streamcount.zones import ZoneSet
+    from streamcount.zones import ZoneSet, measure
 
     counter = Counter(args.model, device=args.device, threads=args.threads,
                       precision=args.precision, input_scale=args.input_scale,
@@ -83,9 +83,7 @@ def run(args: argparse.Namespace) -> int:
         nonlocal total, n_ok
         results = counter.count_batch([img for _, img in pending])
         for (path, img), res in zip(pending, results, strict=True):
-            density = zones.apply_roi(res.density)
-            count = max(0.0, float(density.sum())) if zones.roi is not None else res.count
-            zc = zones.counts(density)
+            count, zc, density = measure(zones, res.density, res.count)
             total += count
             n_ok += 1
             if args.json:

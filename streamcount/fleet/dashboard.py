@@ -9,7 +9,7 @@ from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 
 from streamcount.dashboard import Dashboard
-from streamcount.pipeline import SourceStats
+from streamcount.stats import SourceStats
 
 
 class FleetDashboard:

@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamcount.analyzer import Analyzer
 from streamcount.errors import InputError, SourceError, StreamcountError, require
 from streamcount.fleet.config import FleetConfig, FleetSource
 from streamcount.fleet.ledger import Ledger, recover
 from streamcount.frames import Frame
-from streamcount.pipeline import Analyzer, SourceStats, write_all
-from streamcount.sinks import Sink
+from streamcount.sinks import Sink, write_all
 from streamcount.smoothing import parse_smoothing
 from streamcount.sources import SourceOptions
+from streamcount.stats import SourceStats
 from streamcount.zones import ZoneSet, read_zone_file
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from streamcount import defaults
+from streamcount.channel import Channel
 from streamcount.errors import StreamcountError
-from streamcount.pipeline import Channel, measure
 from streamcount.sources import Source, SourceOptions, open_source
-from streamcount.zones import ZoneSet
+from streamcount.zones import ZoneSet, measure
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -202,3 +203,15 @@ def suffixed(path: Path, suffix: str) -> Path:
 
 __all__ = ["Sink", "check_outputs", "check_writable", "is_stdout", "open_text", "same_file",
            "suffixed", "unique_slugs"]
+
+
+def write_all(sinks: Sequence[Sink], res: Result) -> None:
+    """Hand ``res`` to every sink; a failing write becomes one :class:`OutputError` line."""
+    for sink in sinks:
+        try:
+            sink.write(res)
+        except BrokenPipeError:  # the reader of a pipe went away (`| head`): stop quietly
+            raise
+        except OSError as exc:  # full disk, removed folder
+            where = getattr(sink, "path", type(sink).__name__)
+            raise OutputError(f"cannot write {where}: {exc.strerror or exc}") from exc

@@ -6,7 +6,7 @@ import pytest
 
 from streamcount.alerts import AlertEvent
 from streamcount.dashboard import Dashboard, render_text, sparkline
-from streamcount.pipeline import SourceStats
+from streamcount.stats import SourceStats
 
 
 def test_dashboard_shows_sources_zones_alerts_and_progress() -> None:

@@ -180,3 +180,18 @@ def test_mjpeg_http_stream_disconnects_and_reconnects(mjpeg_server: str) -> None
         timer.cancel()
         src.close()
     assert src.reconnects >= 1 and len(got) >= 8
+
+
+@pytest.mark.parametrize("kind,expected", [("video", list(range(12))), ("images", [0, 1, 2, 3])])
+def test_plain_frame_generator_for_library_users(tmp_path: Path, kind: str,
+                                                 expected: list[int]) -> None:
+    """No threading.Event needed: ``read_frames`` and ``with open_source(...)``."""
+    from streamcount.sources import read_frames
+
+    spec = str(write_video(tmp_path / "v.mp4", n=12) if kind == "video"
+               else write_images(tmp_path / "imgs", n=4))
+    assert [f.index for f in read_frames(spec)] == expected
+    with open_source(spec) as src:
+        first = next(iter(src.frames()))
+        assert first.image.ndim == 3 and first.image.dtype == np.uint8
+    assert [f.index for f in open_source(spec).frames()] == expected

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 
 from streamcount.errors import InputError
+from streamcount.images import IMAGE_SUFFIXES
 from streamcount.training.datasets import (
     FormatInfo,
     check_split,
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 FORMAT = FormatInfo("points", "your own images + points (CSV, JSON, CVAT XML, Label Studio JSON)",
                     "images", "fixed", 4.0)
 SPLITS = ("train", "test")
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _CANDIDATES = ("annotations.csv", "annotations.json", "annotations.xml", "points.csv",
                "points.json")
 
@@ -250,7 +250,7 @@ def parse_annotations(path: Path, label: str | None = None) -> dict[str, _Entry]
 def _image_index(root: Path) -> dict[str, list[Path]]:
     index: dict[str, list[Path]] = {}
     for p in root.rglob("*"):
-        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
             index.setdefault(p.name, []).append(p)
     return index
 
