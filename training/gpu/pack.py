@@ -1,9 +1,14 @@
 """Pack prepared splits into one compact HDF5 file that travels to a GPU machine.
 
-Per data folder and split: JPEG (or PNG, for the cells) bytes, the points, and the kernel the
-densities were made with; densities are rebuilt from the points on arrival (a perspective
-kernel becomes a fixed one of the same mean sigma: the models compare 4x4 block sums, where the
-kernel matters little). The EfficientNet-Lite0 ImageNet weights ride along in fp16.
+Per data folder and split: WebP bytes (quality 80; the synthetic cells at 95), the points, and
+the kernel the densities were made with; densities are rebuilt from the points on arrival (a
+perspective kernel becomes a fixed one of the same mean sigma: the models compare 4x4 block
+sums, where the kernel matters little). An image that two folders share (Mall in two splits)
+is stored once. The EfficientNet-Lite0 ImageNet weights ride along in fp16 (``--no-lite0``
+leaves them out when every recipe starts from a shipped model's weights).
+
+Each `run` call carries the working tree and what it names, 64 MiB in all: the pack's limit is
+what the tree leaves (measured from ``git ls-files``), less a 2 MiB margin.
 
     python training/gpu/pack.py data/shb-half-s4 data/sha-half-s4 data/mall-half data/cells \\
         --out data/gpu-pack.h5
@@ -12,6 +17,9 @@ kernel matters little). The EfficientNet-Lite0 ImageNet weights ride along in fp
 from __future__ import annotations
 
 import argparse
+import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,33 +32,51 @@ if not __package__:  # run as a file from a checkout that pip never installed (t
 
 from streamcount.errors import InputError
 
-#: The budget of what travels with the working tree (64 MiB), with room for the code.
-MAX_BYTES = 56 * 1024 * 1024
+#: What one device call carries: the working tree and the named paths together.
+CALL_BYTES = 64 * 1024 * 1024
+MARGIN_BYTES = 2 * 1024 * 1024
 
 
-def _encode(img: np.ndarray, lossless: bool, quality: int) -> bytes:
+def tree_bytes(root: Path) -> int:
+    """Size of the files a device call sends: tracked plus untracked-not-ignored."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         cwd=root, capture_output=True, check=True).stdout
+    return sum((root / f).stat().st_size for f in out.decode().split("\0")
+               if f and (root / f).is_file())
+
+
+def max_pack_bytes(root: Path) -> int:
+    """The most a pack may weigh beside this working tree."""
+    return CALL_BYTES - tree_bytes(root) - MARGIN_BYTES
+
+
+def _encode(img: np.ndarray, quality: int) -> bytes:
     import cv2
 
     bgr = img[..., ::-1] if img.shape[2] == 3 else img[..., 0]
-    ok, buf = cv2.imencode(".png" if lossless else ".jpg", bgr,
-                           [] if lossless else [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, quality])
     if not ok:
         raise InputError("cannot encode an image for the pack")
     return buf.tobytes()
 
 
-def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True) -> int:
+def pack(folders: list[Path], out: Path, quality: int = 80, weights: bool = True,
+         max_bytes: int | None = None) -> int:
     """Write the pack; returns its size in bytes.
 
     Raises:
-        InputError: a folder without splits, or a pack over :data:`MAX_BYTES`.
+        InputError: a folder without splits, or a pack over ``max_bytes`` (default: what the
+            working tree leaves of a device call).
     """
+    if max_bytes is None:
+        max_bytes = max_pack_bytes(Path(__file__).resolve().parents[2])
     import h5py
 
     from streamcount.training.store import read_split, split_info
 
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
+    stored: dict[str, str] = {}  # content hash -> dataset path: shared images stored once
     with h5py.File(tmp, "w") as h5:
         for folder in folders:
             splits = [s for s in ("train", "val") if (folder / f"{s}.h5").is_file()]
@@ -62,15 +88,20 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
                 for k, v in info.items():
                     if isinstance(v, (int, float, str, np.integer, np.floating)):
                         g.attrs[k] = v
-                lossless = info.get("source") == "cells"
+                q = max(quality, 95) if info.get("source") == "cells" else quality
                 # densities are rebuilt on arrival with the split's fixed sigma (4 px otherwise)
                 sigma = float(info.get("sigma") or 4.0)
                 for i, rec in enumerate(read_split(folder / f"{split}.h5")):
                     s = g.create_group(f"{i:05d}")
                     s.attrs["name"] = str(rec["name"])
                     img = rec["image"] if rec["image"].ndim == 3 else rec["image"][..., None]
-                    s.create_dataset("image", data=np.frombuffer(
-                        _encode(img, lossless, quality), np.uint8))
+                    data = _encode(img, q)
+                    key = hashlib.sha1(data).hexdigest()
+                    if key in stored:
+                        s["image"] = h5[stored[key]]  # an HDF5 hard link
+                    else:
+                        s.create_dataset("image", data=np.frombuffer(data, np.uint8))
+                        stored[key] = s["image"].name
                     s.attrs["channels"] = int(img.shape[2])
                     s.create_dataset("points", data=np.asarray(rec["points"], np.float32))
                     s.attrs["sigma"] = sigma
@@ -83,10 +114,11 @@ def pack(folders: list[Path], out: Path, quality: int = 90, weights: bool = True
                 w.create_dataset(k, data=arr.astype(np.float16) if arr.dtype == np.float32
                                  else arr)
     size = tmp.stat().st_size
-    if size > MAX_BYTES:
+    if size > max_bytes:
         tmp.unlink()
-        raise InputError(f"the pack would be {size / 2**20:.1f} MiB, over "
-                         f"{MAX_BYTES / 2**20:.0f} MiB: lower --quality or pack fewer folders")
+        raise InputError(f"the pack would be {size / 2**20:.1f} MiB, over the "
+                         f"{max_bytes / 2**20:.1f} MiB the working tree leaves of a device call: "
+                         "lower --quality, use --no-lite0 or pack fewer folders")
     tmp.replace(out)
     return size
 
@@ -95,9 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path, help="folders made by `streamcount prepare`")
     ap.add_argument("--out", type=Path, default=Path("data/gpu-pack.h5"))
-    ap.add_argument("--quality", type=int, default=90, help="JPEG quality (90)")
+    ap.add_argument("--quality", type=int, default=80, help="WebP quality of photos (80)")
+    ap.add_argument("--no-lite0", dest="lite0", action="store_false",
+                    help="leave out the ImageNet weights (recipes that start from a shipped model)")
     args = ap.parse_args(argv)
-    size = pack(args.folders, args.out, args.quality)
+    try:
+        size = pack(args.folders, args.out, args.quality, weights=args.lite0)
+    except InputError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB)")
     return 0
 
