@@ -52,7 +52,7 @@ class Counter:
     """Counts objects in BGR uint8 frames with a density-map ONNX model.
 
     Args:
-        model: A bundled model name (``crowd``, ``mall``, ``cells``) or a path to ``.onnx``.
+        model: A bundled model name (``streamcount info`` lists them) or a path to ``.onnx``.
         device: ``auto`` (TensorRT, CUDA, then CPU), ``cpu``, ``cuda`` or ``tensorrt``.
         threads: ONNX Runtime intra-op threads (0: one per core).
         input_scale: Override the model's input scale (frames are resized by it).
