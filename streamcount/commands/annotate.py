@@ -60,5 +60,9 @@ def run(args: argparse.Namespace) -> int:
                 "?token=YOUR_TOKEN" if args.web_token else "")
     import uvicorn
 
-    uvicorn.Server(server.config()).run(sockets=[sock])
+    try:
+        uvicorn.Server(server.config()).run(sockets=[sock])
+    finally:
+        logger.info("%d point(s) on %d frame(s) are in %s", sum(map(len, store.points.values())),
+                    len(store.points), store.csv_path)
     return 0

@@ -124,9 +124,9 @@ def test_monitor_shows_the_counts_of_the_csv(browser: Any, tmp_path: Path, shots
     if not clip.is_file():
         pytest.skip(f"the example clip {clip} is missing")
     zones = ZoneSet.from_dict({"zones": [
-        {"name": "left", "polygon": [[0, 0], [384, 0], [384, 576], [0, 576]],
+        {"name": "left", "polygon": [[0, 0], [240, 0], [240, 360], [0, 360]],
          "alerts": [{"above": 1, "for": 0}]},
-        {"name": "right", "polygon": [[384, 0], [768, 0], [768, 576], [384, 576]]}]})
+        {"name": "right", "polygon": [[240, 0], [480, 0], [480, 360], [240, 360]]}]})
     src = open_source(str(clip), SourceOptions(stride=3))
     counter = Counter(defaults.MODEL, threads=1)
     sink_csv = CsvSink(tmp_path / "counts.csv", zones.names)
@@ -152,7 +152,7 @@ def test_monitor_shows_the_counts_of_the_csv(browser: Any, tmp_path: Path, shots
             assert float(cell.get_attribute("data-value")) == float(last[f"zone:{zone}"])
         assert float(browser.find_element(By.ID, "engine-fps").text) > 0
         wait_for(lambda: browser.execute_script(
-            "return document.querySelector('img.frame').naturalWidth") == 768, what="the picture")
+            "return document.querySelector('img.frame').naturalWidth") == 480, what="the picture")
         assert "ALERT" in card.find_element(By.CSS_SELECTOR, "ul.alerts").text
         browser.save_screenshot(str(shots / "monitor.png"))
 
@@ -257,7 +257,7 @@ def test_clicks_in_the_annotator_land_in_the_csv(browser: Any, tmp_path: Path,
 
         frames.mkdir()
         for i in (1, 2):
-            cv2.imwrite(str(frames / f"frame_{i:04d}.jpg"), np.full((576, 768, 3), 99, np.uint8))
+            cv2.imwrite(str(frames / f"frame_{i:04d}.jpg"), np.full((360, 480, 3), 99, np.uint8))
     names = sorted(p.name for p in frames.iterdir())
     assert len(names) == 2
     store = PointStore(frames)
@@ -280,7 +280,7 @@ def test_clicks_in_the_annotator_land_in_the_csv(browser: Any, tmp_path: Path,
             click_at(browser, canvas, (px + 0.5) * v["z"] + v["ox"], (py + 0.5) * v["z"] + v["oy"],
                      button)
 
-        targets = [(100, 80), (400, 300), (700, 500), (250, 420)]
+        targets = [(100, 80), (400, 300), (450, 40), (250, 320)]
         for i, (x, y) in enumerate(targets):
             click_pixel(x, y)
             wait_for(lambda n=i + 1: len(saved().get(names[0], [])) == n, 10, f"{i + 1} points")
@@ -294,11 +294,11 @@ def test_clicks_in_the_annotator_land_in_the_csv(browser: Any, tmp_path: Path,
         click_pixel(400, 300, "right")
         wait_for(lambda: len(saved()[names[0]]) == 2, 10, "delete saved")
         assert np.abs(np.array(saved()[names[0]]) - np.array([targets[0], targets[2]])).max() <= 1
-        # zoom in with the wheel: a click still lands on its pixel
+        # zoom in (keyboard): a click still lands on its pixel
         ActionChains(browser).send_keys("+").send_keys("+").perform()
-        click_pixel(384, 288)
+        click_pixel(240, 180)
         wait_for(lambda: len(saved()[names[0]]) == 3, 10, "a zoomed click")
-        assert np.abs(np.array(saved()[names[0]][-1]) - [384, 288]).max() <= 0.6
+        assert np.abs(np.array(saved()[names[0]][-1]) - [240, 180]).max() <= 0.6
         # the next frame with the keyboard
         ActionChains(browser).send_keys("\ue014").perform()  # the right arrow
         wait_for(lambda: browser.execute_script("return window.annotator.ready && "
