@@ -39,7 +39,7 @@ from streamcount.zones import ZoneSet
 logger = logging.getLogger(__name__)
 
 HISTORY_SECONDS = 300.0
-HISTORY_STEP = 0.5  # one chart point per half second
+HISTORY_STEP = 0.5  # one chart point per half second of the stream
 RAW_EVERY = 2.0  # seconds between plain frames (the zone editor's background)
 
 
@@ -79,7 +79,6 @@ class _Feed:
         self.size: list[int] | None = None
         self.next_jpeg = 0.0
         self.next_raw = 0.0
-        self.next_point = 0.0
 
 
 def _r(v: float) -> float:
@@ -196,10 +195,11 @@ class WebSink(Sink):
                 "wall_time": round(result.wall_time, 3),
                 "stream_time": round(result.stream_time, 3),
             }
-            if now >= feed.next_point:
-                feed.next_point = now + HISTORY_STEP
-                feed.history.append((round(result.wall_time, 2), _r(result.count),
-                                     _r(result.smoothed)))
+            t = result.stream_time  # a file counted faster than it plays still has a chart
+            if feed.history and t < feed.history[-1][0]:
+                feed.history.clear()  # the stream restarted its clock
+            if not feed.history or t >= feed.history[-1][0] + HISTORY_STEP:
+                feed.history.append((round(t, 2), _r(result.count), _r(result.smoothed)))
             for ev in result.alerts:
                 feed.alerts.append({"time": round(ev.wall_time, 3), "event": ev.event,
                                     "zone": ev.zone, "text": ev.describe()})

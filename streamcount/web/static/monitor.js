@@ -34,10 +34,13 @@ function drawChart(canvas, history) {
   const w = canvas.width, h = canvas.height;
   ctx.clearRect(0, 0, w, h);
   if (!history || history.length < 2) return;
-  const t1 = history[history.length - 1][0], t0 = t1 - 300;
+  // the last 5 minutes, or all there is when the stream is younger
+  const t1 = history[history.length - 1][0];
+  const span = Math.max(10, Math.min(300, t1 - history[0][0]));
+  const t0 = t1 - span;
   let hi = 1;
   for (const p of history) hi = Math.max(hi, p[1], p[2]);
-  const x = (t) => (t - t0) / 300 * (w - 4) + 2;
+  const x = (t) => (t - t0) / span * (w - 4) + 2;
   const y = (v) => h - 4 - v / hi * (h - 14);
   ctx.fillStyle = "#9aa4ae";
   ctx.font = "11px sans-serif";

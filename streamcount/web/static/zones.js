@@ -2,7 +2,7 @@
 "use strict";
 const canvas = document.getElementById("canvas");
 const ctx = canvas.getContext("2d");
-const COLOURS = ["#ffffff", "#ffff00", "#ff00ff", "#00ff00", "#00aaff"];
+const COLOURS = ["#00e5ff", "#ffea00", "#ff40ff", "#76ff03", "#ffffff"];
 const state = {
   frame: null, size: null, scale: 1, shapes: [], selected: -1,
   drawing: null, drag: null, extra: {},
