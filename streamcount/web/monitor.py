@@ -44,9 +44,13 @@ RAW_EVERY = 2.0  # seconds between plain frames (the zone editor's background)
 
 
 class PipelineView(Protocol):
-    """What the monitor reads of a running :class:`~streamcount.pipeline.Pipeline`."""
+    """What the monitor reads of a running :class:`~streamcount.pipeline.Pipeline` (or of a
+    fleet). A ``set_zones(ZoneSet)`` method, when present, lets the zone editor apply zones."""
 
-    stats: Mapping[str, Any]
+    @property
+    def stats(self) -> Mapping[str, Any]:
+        """Source name -> its :class:`~streamcount.stats.SourceStats`."""
+        ...
 
     @property
     def engine_fps(self) -> float:
@@ -56,10 +60,6 @@ class PipelineView(Protocol):
     @property
     def e2e_fps(self) -> float:
         """Processed frames per wall-clock second, all sources."""
-        ...
-
-    def set_zones(self, zones: ZoneSet) -> None:
-        """Count with new zones from the next frame on."""
         ...
 
 
@@ -152,7 +152,7 @@ class WebSink(Sink):
     def attach(self, pipe: PipelineView) -> None:
         """Read fps and statistics from ``pipe`` and apply saved zones to it."""
         self.pipeline = pipe
-        self.apply_zones = pipe.set_zones
+        self.apply_zones = getattr(pipe, "set_zones", None)
 
     def open(self) -> None:
         """Start the encoder thread and the web server."""
@@ -209,7 +209,7 @@ class WebSink(Sink):
                 feed.next_jpeg = now + self.period
             if raw_due:
                 feed.next_raw = now + RAW_EVERY
-        if due or raw_due:
+        if (due or raw_due) and img.size:  # a fleet ships numbers, not pictures
             raw = result.frame.image.copy() if raw_due else None
             with self._cond:
                 old = self._pending.get(feed.id)
@@ -310,6 +310,9 @@ class WebSink(Sink):
         """
         from streamcount.web.server import BadRequest
 
+        if self.apply_zones is None and self.zone_file is None:
+            raise BadRequest(409, "this run cannot change its zones here (a fleet: edit each "
+                                  "source's zone file)")
         try:
             zones = ZoneSet.from_dict(data, source="zone editor")
         except InputError as exc:

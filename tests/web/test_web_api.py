@@ -450,3 +450,40 @@ def test_frames_never_overwrites(tmp_path: Path, capsys: Any) -> None:
 def test_zone_file_content_round_trips() -> None:
     d = {"frame_size": [64, 48], "zones": [{"name": "a", "polygon": SQUARE}]}
     assert json.loads(json.dumps(ZoneSet.from_dict(d).to_dict())) == d
+
+
+# -- streamcount fleet --web -----------------------------------------------------------------
+
+def test_fleet_web_refuses_an_open_host_before_ray(capsys: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import REPO
+
+    monkeypatch.delenv("STREAMCOUNT_WEB_TOKEN", raising=False)
+    rc = main(["fleet", str(REPO / "examples" / "fleet.yaml"), "--web", "0.0.0.0:0"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "--web 0.0.0.0 is reachable from other machines" in err
+
+
+def test_fleet_monitor_shows_figures_and_refuses_zone_edits() -> None:
+    from types import SimpleNamespace
+
+    from streamcount.commands.fleet import FleetView
+    from streamcount.stats import SourceStats
+
+    st = SourceStats("cam-a", live=False)
+    runner = SimpleNamespace(stats_map=lambda: {"cam-a": st}, started=time.monotonic() - 2)
+    s = WebSink("127.0.0.1", 0, labels={"cam-a": "cam-a"})
+    s.attach(FleetView(runner))
+    res = result("cam-a", count=5.0, zones={"z": 2.0})
+    res.annotated = None
+    res.frame.image = np.zeros((0, 0, 3), np.uint8)  # a fleet row has no picture
+    s.write(res)
+    st.written(res)
+    assert not s._pending
+    with TestClient(s.app()) as c:
+        data = c.get("/api/status").json()
+        assert data["sources"][0]["count"] == 5.0 and data["sources"][0]["state"] == "starting"
+        assert 0 < data["e2e_fps"] < 1
+        assert c.get("/api/frame/cam-a").status_code == 404
+        r = c.put("/api/zones", json={"zones": [{"name": "a", "polygon": SQUARE}]})
+        assert r.status_code == 409 and "fleet" in r.json()["error"]
