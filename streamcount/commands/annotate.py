@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", type=Path, metavar="FILE",
                    help="points file, read and rewritten after each change "
                         "(default: FRAMES_DIR/points.csv)")
+    p.add_argument("--model", metavar="MODEL",
+                   help="show this model's density faintly as a hint (key h; a bundled name "
+                        "such as crowd, or an .onnx file); default: no hint")
+    p.add_argument("--threads", type=int, default=1, help="inference threads for --model")
     p.add_argument("--web", default=DEFAULT_ADDRESS, metavar="[HOST:]PORT",
                    help=f"where to serve the page (default {DEFAULT_ADDRESS} on 127.0.0.1; "
                         "any other host needs --web-token)")
@@ -52,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     store = PointStore(args.folder, args.csv)
     check_writable(store.csv_path, "points file")
-    server = BackgroundServer(guarded(annotate_app(store), args.web_token), host, port,
+    hints = None
+    if args.model:
+        from streamcount.engine import Counter
+        from streamcount.web.annotate import DensityHints
+
+        hints = DensityHints(Counter(args.model, threads=args.threads), store)
+    server = BackgroundServer(guarded(annotate_app(store, hints), args.web_token), host, port,
                               "annotator")
     sock = server.bind()
     logger.info("annotating %d image(s) of %s into %s: open %s%s (Ctrl-C to stop)",

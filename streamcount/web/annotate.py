@@ -6,7 +6,9 @@ with empty ``x`` and ``y``) is rewritten whole through a temporary file and :fun
 after each change, so a browser or server that dies loses at most the click in flight.
 
 API: ``GET /api/images`` (names, sizes, point counts), ``GET /api/image/{name}`` (the file),
-``GET /api/points/{name}``, ``PUT /api/points/{name}`` with ``{"points": [[x, y], ...]}``.
+``GET /api/points/{name}``, ``PUT /api/points/{name}`` with ``{"points": [[x, y], ...]}``, and
+with a model ``GET /api/hint/{name}`` (its density as a faint heatmap, its count in
+``X-Count``).
 
 Example:
     >>> import tempfile, cv2, numpy as np
@@ -157,8 +159,42 @@ class PointStore:
                 for n in self.files]
 
 
-def annotate_app(store: PointStore) -> Any:
-    """The Starlette app of the annotator."""
+class DensityHints:
+    """The model's density of each image as a faint heatmap (the annotator's optional hint).
+
+    Args:
+        counter: Anything with ``count(image) -> result`` with ``.count`` and ``.density``
+            (a :class:`~streamcount.engine.Counter`).
+        store: The images.
+    """
+
+    def __init__(self, counter: Any, store: PointStore) -> None:
+        self.counter = counter
+        self.store = store
+        self.cache: dict[str, tuple[bytes, float]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, name: str) -> tuple[bytes, float]:
+        """``(RGBA PNG of the density, the model's count)`` of image ``name`` (computed once)."""
+        import cv2
+        import numpy as np
+
+        with self.lock:
+            if name not in self.cache:
+                from streamcount.images import read_image
+
+                res = self.counter.count(read_image(self.store.files[name]))
+                d = np.clip(res.density / max(float(res.density.max()), 1e-9), 0, 1)
+                u8 = (d * 255).astype(np.uint8)
+                rgba = cv2.cvtColor(cv2.applyColorMap(u8, cv2.COLORMAP_JET), cv2.COLOR_BGR2BGRA)
+                rgba[..., 3] = np.clip(d * 400, 0, 255).astype(np.uint8)
+                png = cv2.imencode(".png", rgba)[1].tobytes()
+                self.cache[name] = (png, float(res.count))
+            return self.cache[name]
+
+
+def annotate_app(store: PointStore, hints: DensityHints | None = None) -> Any:
+    """The Starlette app of the annotator (with ``hints``: ``GET /api/hint/{name}``)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import FileResponse, JSONResponse, Response
@@ -182,7 +218,21 @@ def annotate_app(store: PointStore) -> Any:
 
     async def images(request: Request) -> Response:
         return JSONResponse({"folder": str(store.folder), "csv": str(store.csv_path),
-                             "images": store.listing()}, headers=nocache)
+                             "images": store.listing(), "hint": hints is not None},
+                            headers=nocache)
+
+    async def hint(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        name = name_of(request)
+        if hints is None:
+            raise BadRequest(404, "no model hint: start `streamcount annotate` with --model")
+        try:
+            png, count = await run_in_threadpool(hints.get, name)
+        except InputError as exc:
+            raise BadRequest(422, exc.message) from None
+        return Response(png, media_type="image/png",
+                        headers={**nocache, "X-Count": f"{count:.2f}"})
 
     async def image(request: Request) -> Response:
         return FileResponse(store.files[name_of(request)], headers=nocache)
@@ -215,6 +265,7 @@ def annotate_app(store: PointStore) -> Any:
         Route("/", index),
         Route("/api/images", images),
         Route("/api/image/{name:path}", image),
+        Route("/api/hint/{name:path}", hint),
         Route("/api/points/{name:path}", get_points, methods=["GET"]),
         Route("/api/points/{name:path}", put_points, methods=["PUT", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC)),

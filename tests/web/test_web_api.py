@@ -487,3 +487,24 @@ def test_fleet_monitor_shows_figures_and_refuses_zone_edits() -> None:
         assert c.get("/api/frame/cam-a").status_code == 404
         r = c.put("/api/zones", json={"zones": [{"name": "a", "polygon": SQUARE}]})
         assert r.status_code == 409 and "fleet" in r.json()["error"]
+
+
+def test_annotator_density_hint(frames_dir: Path, tiny_model: Path) -> None:
+    from streamcount.engine import Counter
+    from streamcount.web.annotate import DensityHints
+
+    store = PointStore(frames_dir)
+    with TestClient(annotate_app(store)) as c:
+        assert c.get("/api/images").json()["hint"] is False
+        r = c.get("/api/hint/a.jpg")
+        assert r.status_code == 404 and "--model" in r.json()["error"]
+    hints = DensityHints(Counter(str(tiny_model), threads=1), store)
+    with TestClient(annotate_app(store, hints)) as c:
+        assert c.get("/api/images").json()["hint"] is True
+        r = c.get("/api/hint/sub/c.jpg")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        png = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert png.shape == (40, 60, 4)
+        # the tiny model: 1e-3 x mean grey / 255 per pixel
+        assert float(r.headers["x-count"]) == pytest.approx(2400 * 1e-3 * 100 / 255, rel=0.02)
+        assert c.get("/api/hint/../secret.png").status_code == 404

@@ -36,6 +36,7 @@ pytest.importorskip("selenium", reason="selenium is not installed (the dev extra
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 
 pytestmark = pytest.mark.slow
@@ -254,10 +255,12 @@ def test_a_polygon_drawn_with_the_mouse_is_saved_and_counted(browser: Any, tmp_p
 
 def test_clicks_in_the_annotator_land_in_the_csv(browser: Any, tmp_path: Path,
                                                  shots: Path) -> None:
+    from streamcount import defaults
     from streamcount.cli import main
     from streamcount.commands.run import example_clip
+    from streamcount.engine import Counter
     from streamcount.training.datasets.points import parse_csv
-    from streamcount.web.annotate import PointStore, annotate_app
+    from streamcount.web.annotate import DensityHints, PointStore, annotate_app
     from streamcount.web.server import BackgroundServer
 
     frames = tmp_path / "frames"
@@ -274,7 +277,8 @@ def test_clicks_in_the_annotator_land_in_the_csv(browser: Any, tmp_path: Path,
     names = sorted(p.name for p in frames.iterdir())
     assert len(names) == 2
     store = PointStore(frames)
-    server = BackgroundServer(annotate_app(store), "127.0.0.1", 0, "annotator")
+    hints = DensityHints(Counter(defaults.MODEL, threads=1), store)
+    server = BackgroundServer(annotate_app(store, hints), "127.0.0.1", 0, "annotator")
     server.start()
     points_csv = frames / "points.csv"
 
@@ -293,18 +297,24 @@ def test_clicks_in_the_annotator_land_in_the_csv(browser: Any, tmp_path: Path,
             click_at(browser, canvas, (px + 0.5) * v["z"] + v["ox"], (py + 0.5) * v["z"] + v["oy"],
                      button)
 
-        targets = [(100, 80), (400, 300), (450, 40), (250, 320)]
+        targets = [(167, 163), (321, 125), (416, 177)]  # the heads of three walkers
         for i, (x, y) in enumerate(targets):
             click_pixel(x, y)
             wait_for(lambda n=i + 1: len(saved().get(names[0], [])) == n, 10, f"{i + 1} points")
         got = saved()[names[0]]
         assert np.abs(np.array(got) - np.array(targets)).max() <= 1.0, got
-        assert browser.find_element(By.ID, "count").text == "4"
+        assert browser.find_element(By.ID, "count").text == "3"
+        ActionChains(browser).send_keys("h").perform()  # the model's density, faintly
+        wait_for(lambda: "model: ~" in browser.find_element(By.ID, "hint-count").text, 20,
+                 "the hint")
         browser.save_screenshot(str(shots / "annotate.png"))
-        # undo, then delete one with a right-click: both saved
+        ActionChains(browser).send_keys("h").perform()
+        # one more, undone; then delete one with a right-click: each change saved
+        click_pixel(250, 320)
+        wait_for(lambda: len(saved()[names[0]]) == 4, 10, "a fourth point")
         ActionChains(browser).send_keys("u").perform()
         wait_for(lambda: len(saved()[names[0]]) == 3, 10, "undo saved")
-        click_pixel(400, 300, "right")
+        click_pixel(321, 125, "right")
         wait_for(lambda: len(saved()[names[0]]) == 2, 10, "delete saved")
         assert np.abs(np.array(saved()[names[0]]) - np.array([targets[0], targets[2]])).max() <= 1
         # zoom in (keyboard): a click still lands on its pixel
@@ -312,6 +322,14 @@ def test_clicks_in_the_annotator_land_in_the_csv(browser: Any, tmp_path: Path,
         click_pixel(240, 180)
         wait_for(lambda: len(saved()[names[0]]) == 3, 10, "a zoomed click")
         assert np.abs(np.array(saved()[names[0]][-1]) - [240, 180]).max() <= 0.6
+        z = browser.execute_script("return window.annotator.view.z")
+        ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(canvas, 40, 30),
+                                                 0, -120).perform()  # the wheel zooms too
+        wait_for(lambda: browser.execute_script("return window.annotator.view.z") > z, 5,
+                 "a wheel zoom")
+        click_pixel(260, 190)
+        wait_for(lambda: len(saved()[names[0]]) == 4, 10, "a click after the wheel")
+        assert np.abs(np.array(saved()[names[0]][-1]) - [260, 190]).max() <= 0.6
         # the next frame with the keyboard
         ActionChains(browser).send_keys("\ue014").perform()  # the right arrow
         wait_for(lambda: browser.execute_script("return window.annotator.ready && "

@@ -6,7 +6,7 @@ const ctx = canvas.getContext("2d");
 const A = {
   images: [], index: 0, name: null, img: null, size: [1, 1], points: [], undo: [],
   view: { z: 1, ox: 0, oy: 0 }, mouse: null, drag: null, saving: Promise.resolve(),
-  pending: 0, ready: false,
+  pending: 0, ready: false, hintAvailable: false, showHint: false, hint: null, hintFor: null,
 };
 window.annotator = A; // for the browser tests
 
@@ -48,6 +48,11 @@ function draw() {
   if (!A.img) return;
   ctx.imageSmoothingEnabled = A.view.z < 2;
   ctx.drawImage(A.img, A.view.ox, A.view.oy, A.size[0] * A.view.z, A.size[1] * A.view.z);
+  if (A.showHint && A.hint && A.hintFor === A.name) {
+    ctx.globalAlpha = 0.45;
+    ctx.drawImage(A.hint, A.view.ox, A.view.oy, A.size[0] * A.view.z, A.size[1] * A.view.z);
+    ctx.globalAlpha = 1;
+  }
   ctx.lineWidth = 2;
   for (const p of A.points) {
     const [x, y] = toScreen(p);
@@ -57,6 +62,29 @@ function draw() {
     ctx.beginPath(); ctx.arc(x, y, 3.5, 0, 2 * Math.PI); ctx.fill();
   }
   document.getElementById("count").textContent = String(A.points.length);
+}
+
+async function loadHint() {
+  const name = A.name;
+  if (!A.showHint || !A.hintAvailable || A.hintFor === name) { draw(); return; }
+  const r = await fetch(pathUrl("/api/hint/", name), { cache: "no-store" });
+  if (!r.ok || A.name !== name) return;
+  const model = Number(r.headers.get("X-Count"));
+  const img = new Image();
+  img.onload = () => {
+    A.hint = img;
+    A.hintFor = name;
+    document.getElementById("hint-count").textContent = "model: ~" + model.toFixed(1);
+    draw();
+  };
+  img.src = URL.createObjectURL(await r.blob());
+}
+
+function toggleHint() {
+  if (!A.hintAvailable) { setStatus("no hint: start annotate with --model", "error"); return; }
+  A.showHint = !A.showHint;
+  document.getElementById("hint-count").textContent = "";
+  loadHint();
 }
 
 function setStatus(text, kind) {
@@ -151,6 +179,8 @@ async function go(i) {
   renderList();
   fit();
   A.ready = true;
+  document.getElementById("hint-count").textContent = "";
+  loadHint();
 }
 
 canvas.addEventListener("mousedown", (ev) => {
@@ -216,6 +246,7 @@ window.addEventListener("keydown", (ev) => {
   else if (key === "ArrowRight" || key === "n" || key === "PageDown") go(A.index + 1);
   else if (key === "ArrowLeft" || key === "p" || key === "PageUp") go(A.index - 1);
   else if (key === "0" || key === "f") fit();
+  else if (key === "h") toggleHint();
   else if (key === "+" || key === "=") zoomAt(canvas.width / 2, canvas.height / 2, 1.25);
   else if (key === "-") zoomAt(canvas.width / 2, canvas.height / 2, 0.8);
   else if ((key === "Delete" || key === "Backspace") && A.mouse) removeAt(...A.mouse);
@@ -225,6 +256,7 @@ document.getElementById("prev").addEventListener("click", () => go(A.index - 1))
 document.getElementById("next").addEventListener("click", () => go(A.index + 1));
 document.getElementById("undo").addEventListener("click", undo);
 document.getElementById("empty").addEventListener("click", () => change([]));
+document.getElementById("hint").addEventListener("click", toggleHint);
 window.addEventListener("resize", () => { resize(); fit(); });
 
 async function start() {
@@ -232,6 +264,8 @@ async function start() {
   const r = await fetch("/api/images", { cache: "no-store" });
   const data = await r.json();
   A.images = data.images;
+  A.hintAvailable = Boolean(data.hint);
+  document.getElementById("hint").disabled = !A.hintAvailable;
   document.getElementById("csv").textContent = "saving to " + data.csv;
   const wanted = decodeURIComponent(location.hash.slice(1));
   let i = A.images.findIndex((item) => item.name === wanted);
