@@ -113,13 +113,17 @@ class TokenGuard:
             await self.app(scope, receive, send)
             return
         if self._ok(query):
-            async def send_cookie(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-                    message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
-                await send(message)
+            # the cookie carries it from now on; the address loses it (no token in the
+            # browser's history or in a link copied from the address bar)
+            from starlette.responses import RedirectResponse
 
-            await self.app(scope, receive, send_cookie)
+            rest = [(k, v) for k, v in req.query_params.multi_items() if k != "token"]
+            from urllib.parse import urlencode
+
+            url = req.url.replace(query=urlencode(rest))
+            cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+            resp = RedirectResponse(str(url), status_code=303, headers={"set-cookie": cookie})
+            await resp(scope, receive, send)
             return
         resp = JSONResponse({"error": "unauthorized: open the page once as /?token=TOKEN or "
                                       "send Authorization: Bearer TOKEN"}, status_code=401,

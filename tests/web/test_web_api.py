@@ -247,8 +247,10 @@ def test_token_guards_every_route(sink: WebSink) -> None:
         assert c.get("/api/status").status_code == 401
         assert c.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert c.get("/api/status", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        r = c.get("/?token=s3cret")  # a browser: once in the address, then the cookie
-        assert r.status_code == 200 and "streamcount_token" in r.headers["set-cookie"]
+        r = c.get("/zones?token=s3cret", follow_redirects=False)  # once in the address
+        assert r.status_code == 303 and "streamcount_token" in r.headers["set-cookie"]
+        assert r.headers["location"].endswith("/zones") and "s3cret" not in r.headers["location"]
+        assert c.get(r.headers["location"]).status_code == 200  # then the cookie
         assert c.get("/api/status").status_code == 200
 
 

@@ -163,6 +163,24 @@ def test_monitor_shows_the_counts_of_the_csv(browser: Any, tmp_path: Path, shots
             browser.set_window_size(1280, 860)
 
 
+def test_a_token_in_the_address_once_opens_the_monitor(browser: Any) -> None:
+    from streamcount.frames import Result
+    from streamcount.web.monitor import WebSink
+
+    web = WebSink("127.0.0.1", 0, token="s3cret", labels={"cam": "cam"})
+    with web:
+        img = np.full((48, 64, 3), 128, np.uint8)
+        web.write(Result(Frame("cam", 0, 0.0, time.time(), img), 2.5,
+                         np.zeros((48, 64), np.float32), 1.0, 2.5))
+        browser.get(f"http://127.0.0.1:{web.port}/api/status")
+        assert "unauthorized" in browser.page_source
+        browser.get(f"http://127.0.0.1:{web.port}/?token=s3cret")
+        assert "token" not in browser.current_url  # the cookie carries it
+        count = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".card .count"))
+        wait_for(lambda: count.text == "2.50", what="the count")
+        browser.delete_all_cookies()
+
+
 # -- the zone editor -------------------------------------------------------------------------
 
 class LoopSource(Source):
