@@ -271,7 +271,11 @@ def run_config(cfg: RunConfig) -> int:
         require("uvicorn", "web")
         from streamcount.web.monitor import check_zone_file
 
-        check_zone_file(cfg.web_zones or cfg.zones or Path("zones.json"))
+        try:  # not fatal: counting and the monitor do not need it
+            check_zone_file(cfg.web_zones or cfg.zones or Path("zones.json"))
+        except OutputError as exc:
+            logger.warning("the zone editor will not be able to save: %s (give --web-zones)",
+                           exc.message)
     for path, what in ((cfg.csv, "CSV"), (cfg.jsonl, "JSONL"), (cfg.aggregate_out, "aggregate"),
                        (cfg.plot, "plot"), (cfg.events, "event log"),
                        (cfg.summary_json, "summary")):

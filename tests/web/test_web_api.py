@@ -510,3 +510,24 @@ def test_annotator_density_hint(frames_dir: Path, tiny_model: Path) -> None:
         # the tiny model: 1e-3 x mean grey / 255 per pixel
         assert float(r.headers["x-count"]) == pytest.approx(2400 * 1e-3 * 100 / 255, rel=0.02)
         assert c.get("/api/hint/../secret.png").status_code == 404
+
+
+def test_a_slow_encoder_never_slows_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = cv2.imencode
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.2)  # a JPEG encoder (or a browser) far slower than counting
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv2, "imencode", slow)
+    s = WebSink("127.0.0.1", 0, labels={"cam.mp4": "cam"}, jpeg_fps=1000)
+    s._encoder = threading.Thread(target=s._encode_loop, daemon=True)
+    s._encoder.start()
+    try:
+        t0 = time.perf_counter()
+        for i in range(300):
+            s.write(result(index=i))
+        assert time.perf_counter() - t0 < 0.5  # 300 frames; the encoder did one or two
+        wait_for(lambda: s.by_id["cam"].jpeg is not None)
+    finally:
+        s.close()
