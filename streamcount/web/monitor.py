@@ -1,8 +1,9 @@
 """The live monitor and zone editor of ``streamcount run --web``: a sink of Results.
 
 :class:`WebSink` keeps, per source, the latest figures, a few minutes of counts and the recent
-alerts, and at most ``jpeg_fps`` times a second hands a copy of the annotated frame to its own
-encoder thread: the output stage never waits for a JPEG encoder or a browser.
+alerts, and at most ``jpeg_fps`` times a second hands a copy of the frame and its density to its
+own thread, which draws the overlay and encodes the JPEG: the output stage never draws a frame
+the browser will not see, and never waits for an encoder or a browser.
 
 Pages: ``/`` (monitor), ``/zones`` (zone editor). API: ``GET /api/status`` (the figures as
 JSON), ``GET /api/frame/{id}`` (latest annotated JPEG; ``?raw=1``: the plain frame),
@@ -81,6 +82,18 @@ class _Feed:
         self.next_raw = 0.0
 
 
+class _Job:
+    """A picture for the encoder thread: the frame, and its overlay or what to draw it from."""
+
+    def __init__(self, image: np.ndarray, raw: bool) -> None:
+        self.image = image
+        self.raw = raw  # encode the plain frame too (the zone editor's background)
+        self.annotated: np.ndarray | None = None
+        self.density: np.ndarray | None = None
+        self.text: tuple[float, float, dict[str, float], float, str] = (0.0, 0.0, {}, 0.0, "")
+        self.zones: ZoneSet | None = None
+
+
 def _r(v: float) -> float:
     return round(float(v), 3)
 
@@ -121,7 +134,7 @@ class WebSink(Sink):
         quality: JPEG quality (1-100).
     """
 
-    needs_overlay = True
+    needs_overlay = False  # it draws its own, only for the frames it shows
 
     def __init__(self, host: str, port: int, token: str | None = None,
                  labels: Mapping[str, str] | None = None, zones: ZoneSet | None = None,
@@ -141,7 +154,8 @@ class WebSink(Sink):
         self.pipeline: PipelineView | None = None
         self.apply_zones: Callable[[ZoneSet], None] | None = None
         self.started = time.time()
-        self._pending: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._pending: dict[str, _Job] = {}
+        self._overlays: dict[str, Any] = {}
         self._cond = threading.Condition()
         self._closing = False
         self._encoder: threading.Thread | None = None
@@ -210,12 +224,18 @@ class WebSink(Sink):
             if raw_due:
                 feed.next_raw = now + RAW_EVERY
         if (due or raw_due) and img.size:  # a fleet ships numbers, not pictures
-            raw = result.frame.image.copy() if raw_due else None
+            job = _Job(result.frame.image.copy(), raw_due)
+            if result.annotated is not None:  # another sink had it drawn: use that one
+                job.annotated = result.annotated.copy()
+            elif result.density.shape == img.shape[:2]:
+                job.density = result.density.copy()
+                job.text = (result.count, result.smoothed, dict(result.zones), result.fps,
+                            result.source)
+                job.zones = self.zones
             with self._cond:
                 old = self._pending.get(feed.id)
-                if raw is None and old is not None:
-                    raw = old[1]  # an unencoded plain frame is not lost
-                self._pending[feed.id] = (img.copy(), raw)
+                job.raw = job.raw or (old is not None and old.raw)  # a due plain frame stays due
+                self._pending[feed.id] = job
                 self._cond.notify()
 
     def close(self) -> None:
@@ -241,11 +261,11 @@ class WebSink(Sink):
                 if self._closing:
                     return
                 jobs, self._pending = self._pending, {}
-            for sid, (img, raw) in jobs.items():
+            for sid, job in jobs.items():
                 try:
-                    jpeg = cv2.imencode(".jpg", img, params)[1].tobytes()
-                    plain = cv2.imencode(".jpg", raw, params)[1].tobytes() \
-                        if raw is not None else None
+                    jpeg = cv2.imencode(".jpg", self._draw(sid, job), params)[1].tobytes()
+                    plain = cv2.imencode(".jpg", job.image, params)[1].tobytes() \
+                        if job.raw else None
                 except cv2.error as exc:  # never let a frame stop the monitor
                     logger.debug("%s: JPEG encoding failed: %s", sid, exc)
                     continue
@@ -254,6 +274,20 @@ class WebSink(Sink):
                     feed.jpeg = jpeg
                     if plain is not None:
                         feed.raw = plain
+
+    def _draw(self, sid: str, job: _Job) -> np.ndarray:
+        """The picture of a job: the overlay another sink drew, or one drawn here."""
+        if job.annotated is not None:
+            return job.annotated
+        if job.density is None:
+            return job.image
+        from streamcount.overlay import Overlay
+
+        overlay = self._overlays.setdefault(sid, Overlay())
+        count, smoothed, zone_counts, fps, label = job.text
+        return np.asarray(overlay.draw(job.image, job.density, count, zones=job.zones,
+                                       zone_counts=zone_counts, fps=fps, label=label,
+                                       smoothed=smoothed))
 
     # -- what the pages read -----------------------------------------------------------------
     def status(self, history: bool = True) -> dict[str, Any]:

@@ -122,8 +122,8 @@ class TokenGuard:
 
             url = req.url.replace(query=urlencode(rest))
             cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-            resp = RedirectResponse(str(url), status_code=303, headers={"set-cookie": cookie})
-            await resp(scope, receive, send)
+            again = RedirectResponse(str(url), status_code=303, headers={"set-cookie": cookie})
+            await again(scope, receive, send)
             return
         resp = JSONResponse({"error": "unauthorized: open the page once as /?token=TOKEN or "
                                       "send Authorization: Bearer TOKEN"}, status_code=401,

@@ -132,6 +132,22 @@ def test_frames_are_jpegs_of_the_overlay_and_of_the_plain_frame(sink: WebSink,
         assert img.shape == (48, 64, 3) and abs(float(img.mean()) - level) < 3
 
 
+def test_the_monitor_draws_its_own_overlay_for_the_frames_it_shows(sink: WebSink,
+                                                                   client: TestClient) -> None:
+    res = result(zones={"door": 1.0})
+    res.annotated = None  # no other sink asked for one: the pipeline drew nothing
+    res.density = np.full((48, 64), 0.01, np.float32)
+    sink.zones = ZoneSet.from_dict({"zones": [{"name": "door", "polygon": SQUARE}]})
+    sink.write(res)
+    wait_for(lambda: sink.by_id["cam"].jpeg is not None)
+    shown = cv2.imdecode(np.frombuffer(client.get("/api/frame/cam").content, np.uint8),
+                         cv2.IMREAD_COLOR)
+    plain = cv2.imdecode(np.frombuffer(client.get("/api/frame/cam?raw=1").content, np.uint8),
+                         cv2.IMREAD_COLOR)
+    assert shown.shape == plain.shape == (48, 64, 3)
+    assert np.abs(shown.astype(int) - plain.astype(int)).mean() > 5  # heatmap, outline, text
+
+
 def test_pictures_are_throttled(tmp_path: Path) -> None:
     s = WebSink("127.0.0.1", 0, labels={"cam.mp4": "cam"}, jpeg_fps=2)
     for i in range(50):  # no encoder running: what was queued stays pending
