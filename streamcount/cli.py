@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "run": "streamcount.commands.run",
     "fleet": "streamcount.commands.fleet",
     "zones": "streamcount.commands.zones",
+    "frames": "streamcount.commands.frames",
+    "annotate": "streamcount.commands.annotate",
     "bench": "streamcount.commands.bench",
     "info": "streamcount.commands.info",
 }

@@ -35,3 +35,5 @@ RECONNECT_BACKOFF_CAP_S = 30.0
 OPEN_TIMEOUT_S = 10.0
 #: Address of metrics endpoints (any other needs a token).
 METRICS_HOST = "127.0.0.1"
+#: Most pictures per second per source the web monitor encodes (counting never waits for them).
+WEB_FPS = 4.0

@@ -130,7 +130,9 @@ class Pipeline:
         self.cfg = config or PipelineConfig()
         self.zones = zones or ZoneSet.empty()
         self.on_alert = on_alert
-        smoother = parse_smoothing(self.cfg.smooth)
+        smoother = self._smoother = parse_smoothing(self.cfg.smooth)
+        self._next_zones: ZoneSet | None = None
+        self._zones_lock = threading.Lock()
         self.stop_event = threading.Event()
         self.abort_event = threading.Event()
         self.done = threading.Event()
@@ -176,6 +178,24 @@ class Pipeline:
         """Stop now: drop queued frames (sinks are still closed by the caller)."""
         self.abort_event.set()
         self.stop()
+
+    def set_zones(self, zones: ZoneSet) -> None:
+        """Count with ``zones`` from the next frame on, without a restart (any thread).
+
+        The output thread swaps them in between two frames: each source gets a fresh
+        :class:`Analyzer` (smoothing and alert state start over for the new zones).
+        """
+        with self._zones_lock:
+            self._next_zones = zones
+
+    def _swap_zones(self) -> None:
+        with self._zones_lock:
+            zones, self._next_zones = self._next_zones, None
+        if zones is None:
+            return
+        self.zones = zones
+        self.analyzers = {name: Analyzer(name, zones, self._smoother) for name in self.analyzers}
+        logger.info("zones changed: %s", ", ".join(zones.names) or "none")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every stage finished; True when done."""
@@ -325,6 +345,8 @@ class Pipeline:
             self.done.set()
 
     def _emit(self, frame: Frame, cr: CountLike) -> None:
+        if self._next_zones is not None:
+            self._swap_zones()
         name = frame.source
         st = self.stats[name]
         limit = self.cfg.max_frames

@@ -257,6 +257,43 @@ class ZoneSet:
         """Read a JSON or YAML zone file."""
         return cls.from_dict(read_zone_file(path), source=str(path))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The zone file content (what :meth:`from_dict` reads back).
+
+        Example:
+            >>> sq = [[0, 0], [4, 0], [4, 4], [0, 4]]
+            >>> d = {"frame_size": [8, 8], "zones": [{"name": "a", "polygon": sq,
+            ...      "alerts": [{"above": 2.0, "for": 1.0, "clear": 1.0}]}]}
+            >>> ZoneSet.from_dict(d).to_dict() == d
+            True
+        """
+
+        def pts(poly: np.ndarray) -> list[list[float | int]]:
+            return [[int(v) if float(v).is_integer() else float(v) for v in p] for p in poly]
+
+        out: dict[str, Any] = {}
+        if self.frame_size is not None:
+            out["frame_size"] = list(self.frame_size)
+        if self.roi is not None:
+            out["roi"] = pts(self.roi)
+        zones = []
+        for z in self.zones:
+            rules = []
+            for r in z.alerts:
+                rule: dict[str, float] = {}
+                if r.above is not None:
+                    rule["above"] = r.above
+                if r.below is not None:
+                    rule["below"] = r.below
+                rule["for"], rule["clear"] = r.seconds, r.clear
+                rules.append(rule)
+            zone: dict[str, Any] = {"name": z.name, "polygon": pts(z.polygon)}
+            if rules:
+                zone["alerts"] = rules
+            zones.append(zone)
+        out["zones"] = zones
+        return out
+
     def _scaled(self, poly: np.ndarray, w: int, h: int) -> np.ndarray:
         if self.frame_size is None or self.frame_size == (w, h):
             return poly

@@ -32,6 +32,7 @@ def test_run_flags_default_to_the_run_config() -> None:
     (RunConfig, "model", "MODEL"), (RunConfig, "smooth", "SMOOTH"),
     (RunConfig, "batch", "BATCH"), (RunConfig, "reconnect_backoff", "RECONNECT_BACKOFF_S"),
     (RunConfig, "timeout", "OPEN_TIMEOUT_S"), (RunConfig, "metrics_host", "METRICS_HOST"),
+    (RunConfig, "web_fps", "WEB_FPS"),
     (PipelineConfig, "batch", "BATCH"), (PipelineConfig, "smooth", "SMOOTH"),
     (SourceOptions, "stride", "STRIDE"), (SourceOptions, "reconnect_max", "RECONNECT_MAX"),
     (SourceOptions, "backoff_base", "RECONNECT_BACKOFF_S"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -42,6 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "their last written frame")
     p.add_argument("--summary-json", type=Path, help="write per-source and per-node figures")
     p.add_argument("--no-dashboard", action="store_true", help="no live terminal dashboard")
+    p.add_argument("--web", metavar="[HOST:]PORT",
+                   help="live monitor in the browser: counts, zones, chart, fps, alerts (no "
+                        "pictures: actors ship numbers); [web] extra; any host but 127.0.0.1 "
+                        "needs --web-token")
+    p.add_argument("--web-token", default=os.environ.get("STREAMCOUNT_WEB_TOKEN"),
+                   help="token browsers and tools must send (default: $STREAMCOUNT_WEB_TOKEN)")
     p.add_argument("-q", "--quiet", action="store_true", help="no dashboard and no summary")
 
 
@@ -60,9 +67,26 @@ def run(args: argparse.Namespace) -> int:
         from streamcount.sinks import check_writable
 
         check_writable(args.summary_json, "summary")
+    web = None
+    if getattr(args, "web", None) is not None:
+        from streamcount.errors import require
+        from streamcount.web import check_exposure, parse_address
+
+        host, port = parse_address(args.web)
+        check_exposure(host, args.web_token)
+        require("starlette", "web")
+        require("uvicorn", "web")
+        from streamcount.web.monitor import WebSink
+
+        web = WebSink(host, port, args.web_token,
+                      {s.name: s.file_stem for s in cfg.sources})
     from streamcount.fleet.runner import FleetRunner
 
     runner = FleetRunner(cfg, resume=args.resume)
+    if web is not None:
+        web.attach(FleetView(runner))
+        web.open()
+        runner.shared_sinks.append(web)  # written with every row, closed by the runner
     interrupted = threading.Event()
     restore = _install_signals(runner, interrupted)
     live = None
@@ -101,6 +125,39 @@ def run(args: argparse.Namespace) -> int:
         raise SourceError(f"every source failed; last: {failed[-1]}: "
                           f"{summary['sources'][failed[-1]]['error']}")
     return 0
+
+
+class FleetView:
+    """What the web monitor reads of a running fleet (figures only; zones live on the actors).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> view = FleetView(SimpleNamespace(stats_map=lambda: {}, started=0.0, engines=[]))
+        >>> view.stats, view.e2e_fps
+        ({}, 0.0)
+    """
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Source name -> statistics."""
+        return dict(self.runner.stats_map())
+
+    @property
+    def e2e_fps(self) -> float:
+        """Rows written per second since the start, all sources."""
+        import time
+
+        started = self.runner.started
+        n = sum(st.processed for st in self.stats.values())
+        return n / (time.monotonic() - started) if started and n else 0.0
+
+    @property
+    def engine_fps(self) -> float:
+        """Not measured apart on a fleet: the same as end to end."""
+        return self.e2e_fps
 
 
 def _install_signals(runner: FleetRunner, interrupted: threading.Event) -> Callable[[], None]:

@@ -76,6 +76,10 @@ class RunConfig:
     metrics_port: int | None = None
     metrics_host: str = defaults.METRICS_HOST
     metrics_token: str | None = None
+    web: str | None = None
+    web_token: str | None = None
+    web_zones: Path | None = None
+    web_fps: float = defaults.WEB_FPS
     show: bool = False
     dashboard: bool = True
     quiet: bool = False
@@ -206,6 +210,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="address for --metrics-port (default 127.0.0.1; any other needs a token)")
     g.add_argument("--metrics-token", default=os.environ.get("STREAMCOUNT_METRICS_TOKEN"),
                    help="bearer token scrapers must send (default: $STREAMCOUNT_METRICS_TOKEN)")
+    g.add_argument("--web", metavar="[HOST:]PORT",
+                   help="live monitor and zone editor in the browser ([web] extra; host "
+                        "default 127.0.0.1, any other needs --web-token)")
+    g.add_argument("--web-token", default=os.environ.get("STREAMCOUNT_WEB_TOKEN"),
+                   help="token browsers and tools must send (default: $STREAMCOUNT_WEB_TOKEN)")
+    g.add_argument("--web-zones", type=Path, metavar="FILE",
+                   help="where the zone editor saves (default: the --zones file, else "
+                        "zones.json)")
+    g.add_argument("--web-fps", type=float, default=defaults.WEB_FPS, metavar="N",
+                   help="at most N monitor pictures per second per source (default 4)")
     g = p.add_argument_group("display")
     g.add_argument("--show", action="store_true", help="OpenCV window (needs a display)")
     g.add_argument("--no-dashboard", action="store_true", help="no live terminal dashboard")
@@ -244,6 +258,24 @@ def run_config(cfg: RunConfig) -> int:
             raise InputError(f"--metrics-host {cfg.metrics_host} is reachable from other "
                              "machines: give --metrics-token (or STREAMCOUNT_METRICS_TOKEN), "
                              "or keep the default 127.0.0.1")
+    web = None
+    if cfg.web is not None:
+        from streamcount.errors import require
+        from streamcount.web import check_exposure, parse_address
+
+        web = parse_address(cfg.web)
+        check_exposure(web[0], cfg.web_token)
+        if not 0.1 <= cfg.web_fps <= 30:
+            raise InputError(f"--web-fps must be from 0.1 to 30, got {cfg.web_fps}")
+        require("starlette", "web")
+        require("uvicorn", "web")
+        from streamcount.web.monitor import check_zone_file
+
+        try:  # not fatal: counting and the monitor do not need it
+            check_zone_file(cfg.web_zones or cfg.zones or Path("zones.json"))
+        except OutputError as exc:
+            logger.warning("the zone editor will not be able to save: %s (give --web-zones)",
+                           exc.message)
     for path, what in ((cfg.csv, "CSV"), (cfg.jsonl, "JSONL"), (cfg.aggregate_out, "aggregate"),
                        (cfg.plot, "plot"), (cfg.events, "event log"),
                        (cfg.summary_json, "summary")):
@@ -326,6 +358,8 @@ def run_config(cfg: RunConfig) -> int:
         for sink in sinks:
             if hasattr(sink, "stats"):
                 sink.stats = lambda: pipe.stats
+            if hasattr(sink, "attach"):
+                sink.attach(pipe)
             try:
                 stack.enter_context(sink)
             except OSError as exc:
@@ -424,6 +458,14 @@ def _build_sinks(cfg: RunConfig, sources: list, zones: ZoneSet, window: float | 
 
         sinks.append(MetricsSink(cfg.metrics_port, cfg.metrics_host,
                                  token=cfg.metrics_token, labels=slug))
+    if cfg.web is not None:
+        from streamcount.web import parse_address
+        from streamcount.web.monitor import WebSink
+
+        host, port = parse_address(cfg.web)
+        sinks.append(WebSink(host, port, cfg.web_token, {s.name: slug[s.name] for s in sources},
+                             zones, cfg.web_zones or cfg.zones or Path("zones.json"),
+                             jpeg_fps=cfg.web_fps))
     return sinks
 
 

@@ -1,0 +1,1 @@
+"""Tests of the browser pages (`run --web`, `annotate`, `frames`)."""
