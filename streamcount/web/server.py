@@ -102,8 +102,11 @@ class TokenGuard:
         return sent is not None and hmac.compare_digest(sent.encode(), str(self.token).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.token:
+        if scope["type"] == "lifespan" or not self.token:
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # no websocket route today; never one unguarded
+            await send({"type": "websocket.close", "code": 1008})
             return
         req = Request(scope)
         auth = req.headers.get("authorization", "")

@@ -547,3 +547,27 @@ def test_a_slow_encoder_never_slows_the_writer(monkeypatch: pytest.MonkeyPatch) 
         wait_for(lambda: s.by_id["cam"].jpeg is not None)
     finally:
         s.close()
+
+
+def test_token_guard_refuses_websockets_it_cannot_check() -> None:
+    import asyncio
+
+    from streamcount.web.server import TokenGuard
+
+    reached: list[str] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        reached.append(scope["type"])
+
+    sent: list[dict] = []
+
+    async def send(msg):  # type: ignore[no-untyped-def]
+        sent.append(msg)
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return {}
+
+    guard = TokenGuard(app, "s3cret")
+    asyncio.run(guard({"type": "websocket", "headers": [], "query_string": b""}, receive, send))
+    asyncio.run(guard({"type": "lifespan"}, receive, send))
+    assert reached == ["lifespan"] and sent == [{"type": "websocket.close", "code": 1008}]
