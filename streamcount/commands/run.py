@@ -23,6 +23,7 @@ from streamcount import defaults
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
 from streamcount.models import model_help
 from streamcount.precision import PRECISIONS
+from streamcount.sinks.metrics import METRICS_TOKEN_ENV
 
 if TYPE_CHECKING:  # imported where used: a CLI start-up stays light
     from streamcount.alerts import AlertEvent
@@ -208,8 +209,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics ([metrics] extra)")
     g.add_argument("--metrics-host", default=defaults.METRICS_HOST,
                    help="address for --metrics-port (default 127.0.0.1; any other needs a token)")
-    g.add_argument("--metrics-token", default=os.environ.get("STREAMCOUNT_METRICS_TOKEN"),
-                   help="bearer token scrapers must send (default: $STREAMCOUNT_METRICS_TOKEN)")
+    g.add_argument("--metrics-token", default=os.environ.get(METRICS_TOKEN_ENV),
+                   help=f"bearer token scrapers must send (default: ${METRICS_TOKEN_ENV})")
     g.add_argument("--web", metavar="[HOST:]PORT",
                    help="live monitor and zone editor in the browser ([web] extra; host "
                         "default 127.0.0.1, any other needs --web-token)")
@@ -250,14 +251,12 @@ def run_config(cfg: RunConfig) -> int:
 
         require("matplotlib", "plot")
     if cfg.metrics_port is not None:
+        from streamcount import exposure
         from streamcount.errors import require
-        from streamcount.sinks.metrics import is_loopback
 
         require("prometheus_client", "metrics")
-        if not is_loopback(cfg.metrics_host) and not cfg.metrics_token:
-            raise InputError(f"--metrics-host {cfg.metrics_host} is reachable from other "
-                             "machines: give --metrics-token (or STREAMCOUNT_METRICS_TOKEN), "
-                             "or keep the default 127.0.0.1")
+        exposure.check_exposure(cfg.metrics_host, cfg.metrics_token, "--metrics-host",
+                                "--metrics-token", METRICS_TOKEN_ENV)
     web = None
     if cfg.web is not None:
         from streamcount.errors import require

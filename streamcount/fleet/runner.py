@@ -312,10 +312,10 @@ class FleetRunner:
             for sink in lane.sinks:
                 sink.open()
         if self.cfg.metrics_port is not None:
-            from streamcount.sinks.metrics import MetricsSink
+            from streamcount.sinks.metrics import METRICS_TOKEN_ENV, MetricsSink
 
             m = MetricsSink(self.cfg.metrics_port, self.cfg.metrics_host, self.stats_map,
-                            token=os.environ.get("STREAMCOUNT_METRICS_TOKEN"))
+                            token=os.environ.get(METRICS_TOKEN_ENV))
             m.open()
             self.shared_sinks.append(m)
         if self.cfg.events is not None:

@@ -23,8 +23,12 @@ from typing import Any
 
 from streamcount import defaults
 from streamcount.errors import OutputError, require
+from streamcount.exposure import check_exposure
 from streamcount.frames import Result
 from streamcount.sinks import Sink
+
+#: The environment variable that gives the metrics token (`run --metrics-token`, fleets).
+METRICS_TOKEN_ENV = "STREAMCOUNT_METRICS_TOKEN"
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +46,7 @@ class MetricsSink(Sink):
     def __init__(self, port: int, host: str = defaults.METRICS_HOST,
                  stats: Callable[[], Mapping[str, Any]] | None = None,
                  token: str | None = None, labels: Mapping[str, str] | None = None) -> None:
-        if not is_loopback(host) and not token:
-            from streamcount.errors import InputError
-
-            raise InputError(f"--metrics-host {host} is reachable from other machines: give a "
-                             "--metrics-token (or STREAMCOUNT_METRICS_TOKEN) that scrapers send "
-                             "as a bearer token, or keep the default 127.0.0.1")
+        check_exposure(host, token, "--metrics-host", "--metrics-token", METRICS_TOKEN_ENV)
         self.port = port
         self.host = host
         self.stats = stats
@@ -98,18 +97,6 @@ class MetricsSink(Sink):
             self.server.shutdown()
             self.server.server_close()
             self.server = None
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _serve(app: Any, host: str, port: int, token: str | None) -> Any:

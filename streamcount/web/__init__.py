@@ -53,7 +53,7 @@ def parse_address(text: str, flag: str = "--web") -> tuple[str, int]:
 
 def check_exposure(host: str, token: str | None, flag: str = "--web",
                    token_flag: str = "--web-token") -> None:
-    """Refuse to serve beyond this machine without a token (the metrics endpoint's rule).
+    """Refuse to serve beyond this machine without a token (:mod:`streamcount.exposure`).
 
     Example:
         >>> check_exposure("127.0.0.1", None)
@@ -62,11 +62,9 @@ def check_exposure(host: str, token: str | None, flag: str = "--web",
         ...
         streamcount.errors.InputError: --web 0.0.0.0 is reachable from other machines: ...
     """
-    from streamcount.sinks.metrics import is_loopback
+    from streamcount import exposure
 
-    if not is_loopback(host) and not token:
-        raise InputError(f"{flag} {host} is reachable from other machines: give {token_flag} "
-                         f"(or {TOKEN_ENV}), or keep the default 127.0.0.1")
+    exposure.check_exposure(host, token, flag, token_flag, TOKEN_ENV)
 
 
 __all__ = ["STATIC", "TOKEN_ENV", "check_exposure", "parse_address"]
