@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -71,9 +72,10 @@ def build_model(name: str, **kwargs: Any) -> Any:
     return architecture(name)(**kwargs)
 
 
+@functools.cache
 def _load_builtin() -> None:
     """Import every module of this folder once: each architecture registers itself, so a new
-    one is a new file here and nothing else."""
+    one is a new file here and nothing else (cached: the folder is listed once per process)."""
     import importlib
     import pkgutil
 
