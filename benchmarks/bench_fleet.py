@@ -55,7 +55,7 @@ def bench_run(clip: Path, streams: int, model: str, out: Path, device: str = "au
 
     summary = out / f"run{streams}.json"
     cfg = RunConfig(sources=[str(clip)] * streams, model=model, mode="file",
-                    csv=out / f"run{streams}.csv", dashboard=False, quiet=True,
+                    outputs={"csv": out / f"run{streams}.csv"}, dashboard=False, quiet=True,
                     summary_json=summary, device=device, batch=batch)
     run_config(cfg)
     s = json.loads(summary.read_text())

@@ -37,3 +37,6 @@ OPEN_TIMEOUT_S = 10.0
 METRICS_HOST = "127.0.0.1"
 #: Most pictures per second per source the web monitor encodes (counting never waits for them).
 WEB_FPS = 4.0
+
+#: Aggregation window of ``--aggregate-out`` when ``--aggregate`` is not given.
+AGGREGATE_WINDOW = "60s"

@@ -52,6 +52,9 @@ class TrainConfig:
             ``1 + count / loss_count_norm`` (count: the patch's true count), a Poisson-like
             weighting: without it the squared errors of a few dense crowds (hundreds of people
             per patch) outweigh every sparse scene in a mixed run. 0 weights patches equally.
+        grad_clip: Clip the gradient's global norm to this before each step (0: no clipping).
+            Mixed sparse and dense crops give heavy-tailed gradients (a dense crop's norm can
+            be 10x the median): clipping keeps those steps from knocking the model off.
         ema_decay: Exponential moving average of the weights; 0 disables it.
         seed: Seeds data order, augmentation and initialisation.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
@@ -91,6 +94,7 @@ class TrainConfig:
     density_scale: float = 100.0
     count_loss: float = 0.0
     loss_count_norm: float = 0.0
+    grad_clip: float = 0.0
     ema_decay: float = 0.998
     seed: int = 0
     device: str = "auto"

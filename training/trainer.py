@@ -217,6 +217,7 @@ class Trainer:
         self.autocast, self.scaler = self._precision()
         self.stride = int(getattr(self.model, "output_stride", 1))
         self.start_epoch = 0
+        self.clipped = 0  # steps whose gradient norm was clipped (cfg.grad_clip)
         self.best_mae = float("inf")
         self.best_epoch = -1
         self.best_val: dict[str, float] = {}
@@ -494,6 +495,8 @@ class Trainer:
                         f"{self.sched.get_last_lr()[0]:.3g}", f"{secs:.1f}",
                     ])  # fmt: skip
                 info = f"epoch {epoch + 1}/{cfg.epochs} loss {loss:.4g}"
+                if cfg.grad_clip > 0:
+                    info += f" clipped {self.clipped}/{self.steps_per_epoch}"
                 if val:
                     info += f" val MAE {val['mae']:.2f} (best score {self.best_mae:.3g})"
                     for key in val:
@@ -531,6 +534,7 @@ class Trainer:
                 if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
                     mod.eval()
         total, n = 0.0, 0
+        self.clipped = 0
         for x, y in loader:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
@@ -544,10 +548,15 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
+                if cfg.grad_clip > 0:
+                    self.scaler.unscale_(self.opt)
+                    self._clip()
                 self.scaler.step(self.opt)
                 self.scaler.update()
             else:
                 loss.backward()
+                if cfg.grad_clip > 0:
+                    self._clip()
                 self.opt.step()
             self.sched.step()
             if self.ema is not None:
@@ -556,6 +565,13 @@ class Trainer:
             n += len(x)
             progress.update(task, advance=1)
         return distributed.mean_over_ranks(total / max(n, 1), self.dist, self.device)
+
+    def _clip(self) -> None:
+        """Clips the gradient's global norm to ``cfg.grad_clip``; counts the clipped steps."""
+        import torch
+
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.clipped += int(float(norm) > self.cfg.grad_clip)
 
     def _baseline_mae(self) -> float:
         """MAE on validation of always predicting the training mean count."""

@@ -23,6 +23,7 @@ from streamcount import defaults
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
 from streamcount.models import model_help
 from streamcount.precision import PRECISIONS
+from streamcount.sinks import table
 from streamcount.sinks.metrics import METRICS_TOKEN_ENV
 
 if TYPE_CHECKING:  # imported where used: a CLI start-up stays light
@@ -65,14 +66,10 @@ class RunConfig:
     events: Path | None = None
     on_alert: str | None = None
     alert_shell: bool = False
-    csv: Path | None = None
-    jsonl: Path | None = None
-    video: Path | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
     snapshot_every: int | None = None
     snapshot_dir: Path = Path("snapshots")
     aggregate: str | None = None
-    aggregate_out: Path | None = None
-    plot: Path | None = None
     summary_json: Path | None = None
     metrics_port: int | None = None
     metrics_host: str = defaults.METRICS_HOST
@@ -94,14 +91,19 @@ class RunConfig:
         names = {f for f in cls.__dataclass_fields__}
         kw = {k: v for k, v in vars(args).items() if k in names}
         kw["dashboard"] = not args.no_dashboard
+        kw["outputs"] = {k: getattr(args, k) for k in table.outputs()
+                         if getattr(args, k, None) is not None}
         return cls(**kw)
+
+    def output(self, key: str) -> Path | None:
+        """The path of a file output (a key of :func:`streamcount.sinks.table.outputs`)."""
+        return self.outputs.get(key)
 
     @property
     def writes_stdout(self) -> bool:
         """True when an output goes to standard output (``-``): no dashboard there."""
         names = {"-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"}
-        return any(p is not None and str(p) in names
-                   for p in (self.csv, self.jsonl, self.aggregate_out))
+        return any(str(p) in names for p in self.outputs.values())
 
     def validate(self) -> None:
         """Raise :class:`InputError` for impossible combinations, one line each."""
@@ -126,23 +128,28 @@ class RunConfig:
             raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
         if self.input_scale is not None and not 0.05 <= self.input_scale <= 4.0:
             raise InputError(f"--input-scale must be between 0.05 and 4, got {self.input_scale}")
-        piped = [name for name, path in (("--csv", self.csv), ("--jsonl", self.jsonl),
-                                         ("--aggregate-out", self.aggregate_out))
-                 if path is not None and str(path) == "-"]
+        unknown = sorted(set(self.outputs) - set(table.outputs()))
+        if unknown:
+            raise InputError(f"unknown output {unknown[0]!r}; known: "
+                             f"{', '.join(table.outputs())}")
+        piped = [o.flag for k, o in table.outputs().items()
+                 if str(self.outputs.get(k)) == "-"]
+        stdout_ok = {o.flag for o in table.outputs().values() if o.stdout}
+        for name in [*(f for f in piped if f not in stdout_ok),
+                     *(f for f, p in (("--events", self.events),
+                                      ("--summary-json", self.summary_json)) if str(p) == "-")]:
+            raise InputError(f"{name} cannot write to standard output: give a file name")
         if len(piped) > 1:
             raise InputError(f"{' and '.join(piped)} both write to standard output ('-'): "
                              "send one of them to a file")
-        for name, path in (("--video", self.video), ("--events", self.events),
-                           ("--plot", self.plot), ("--summary-json", self.summary_json)):
-            if path is not None and str(path) == "-":
-                raise InputError(f"{name} cannot write to standard output: give a file name")
-        if self.aggregate and not self.aggregate_out:
-            if self.csv is None or str(self.csv) == "-":
+        csv = self.output("csv")
+        if self.aggregate and not self.output("aggregate_out"):
+            if csv is None or str(csv) == "-":
                 raise InputError("--aggregate needs --aggregate-out FILE.csv for its rows "
                                  "(or --csv FILE, beside which they go)")
-            self.aggregate_out = self.csv.with_name(f"{self.csv.stem}_aggregate.csv")
-        if self.aggregate_out and not self.aggregate:
-            self.aggregate = "60s"
+            self.outputs["aggregate_out"] = csv.with_name(f"{csv.stem}_aggregate.csv")
+        if self.output("aggregate_out") and not self.aggregate:
+            self.aggregate = defaults.AGGREGATE_WINDOW
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -195,15 +202,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run CMD on each alert (STREAMCOUNT_* environment variables)")
     g.add_argument("--alert-shell", action="store_true", help="run --on-alert through the shell")
     g = p.add_argument_group("outputs")
-    g.add_argument("--csv", type=Path, help="one row per processed frame")
-    g.add_argument("--jsonl", type=Path, help="one JSON object per processed frame")
-    g.add_argument("--video", type=Path, metavar="OUT",
-                   help="annotated video (one per source: OUT_<source>.mp4)")
+    table.add_flags(g)
     g.add_argument("--snapshot-every", type=int, metavar="N", help="annotated JPEG every N frames")
     g.add_argument("--snapshot-dir", type=Path, default=Path("snapshots"))
-    g.add_argument("--aggregate", metavar="WINDOW", help="min/mean/max per window, e.g. 60s")
-    g.add_argument("--aggregate-out", type=Path, metavar="FILE", help="CSV for --aggregate")
-    g.add_argument("--plot", type=Path, metavar="PNG", help="count over time (needs [plot] extra)")
+    g.add_argument("--aggregate", metavar="WINDOW",
+                   help=f"min/mean/max per window, e.g. {defaults.AGGREGATE_WINDOW}")
     g.add_argument("--summary-json", type=Path, metavar="FILE",
                    help="write the end-of-run summary (frames, fps, engine fps) as JSON")
     g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics ([metrics] extra)")
@@ -246,10 +249,12 @@ def run_config(cfg: RunConfig) -> int:
     from streamcount.sinks import check_writable
 
     cfg.validate()
-    if cfg.plot:  # before any output file exists: a missing extra must not leave empty files
-        from streamcount.errors import require
+    for key in cfg.outputs:  # before any file exists: a missing extra must not leave empty files
+        extra = table.outputs()[key].extra
+        if extra is not None:
+            from streamcount.errors import require
 
-        require("matplotlib", "plot")
+            require(*extra)
     if cfg.metrics_port is not None:
         from streamcount import exposure
         from streamcount.errors import require
@@ -275,13 +280,11 @@ def run_config(cfg: RunConfig) -> int:
         except OutputError as exc:
             logger.warning("the zone editor will not be able to save: %s (give --web-zones)",
                            exc.message)
-    for path, what in ((cfg.csv, "CSV"), (cfg.jsonl, "JSONL"), (cfg.aggregate_out, "aggregate"),
-                       (cfg.plot, "plot"), (cfg.events, "event log"),
-                       (cfg.summary_json, "summary")):
-        if path is not None:
-            check_writable(path, what)
-    if cfg.video is not None:
-        check_writable(cfg.video, "video")
+    for key, out in cfg.outputs.items():
+        check_writable(out, table.outputs()[key].what)
+    for extra_out, what in ((cfg.events, "event log"), (cfg.summary_json, "summary")):
+        if extra_out is not None:
+            check_writable(extra_out, what)
 
     from streamcount.sinks import unique_slugs
     from streamcount.smoothing import parse_smoothing
@@ -406,52 +409,35 @@ def _check_outputs(cfg: RunConfig, sources: list, counter: Counter,
         inputs.append(("zone file", cfg.zones))
     inputs.append(("model", counter.model_path))
     outputs: dict[str, Path] = {}
-    for flag, path in (("--csv", cfg.csv), ("--jsonl", cfg.jsonl),
-                       ("--aggregate-out", cfg.aggregate_out), ("--plot", cfg.plot),
-                       ("--events", cfg.events), ("--summary-json", cfg.summary_json)):
+    for flag, path in (("--events", cfg.events), ("--summary-json", cfg.summary_json)):
         if path is not None:
             outputs[flag] = path
-    if cfg.video:
-        multi = len(sources) > 1
-        for s in sources:
-            outputs[f"--video ({s.name})"] = suffixed(cfg.video, slugs[s.name]) if multi \
-                else cfg.video
+    for key, path in cfg.outputs.items():
+        if key != "video":
+            outputs[table.outputs()[key].flag] = path
+        elif len(sources) == 1:
+            outputs["--video"] = path
+        else:  # one file per source
+            for s in sources:
+                outputs[f"--video ({s.name})"] = suffixed(path, slugs[s.name])
     check_outputs(inputs, outputs)
 
 
 def _build_sinks(cfg: RunConfig, sources: list, zones: ZoneSet, window: float | None,
                  slug: dict[str, str]) -> list:
-    from streamcount.sinks.csv import CsvSink
-    from streamcount.sinks.jsonl import JsonlSink
-
-    sinks: list = []
-    if cfg.csv:
-        sinks.append(CsvSink(cfg.csv, zones.names))
-    if cfg.jsonl:
-        sinks.append(JsonlSink(cfg.jsonl))
-    if cfg.video:
-        from streamcount.sinks.video import VideoSink
-
-        info = {}
-        for s in sources:
-            fps = s.fps / cfg.stride if s.fps else 0.0
-            if cfg.max_fps:
-                fps = min(fps, cfg.max_fps) if fps else cfg.max_fps
-            info[s.name] = (slug[s.name], fps)
-        sinks.append(VideoSink(cfg.video, info))
+    info = {}
+    for s in sources:
+        fps = s.fps / cfg.stride if s.fps else 0.0
+        if cfg.max_fps:
+            fps = min(fps, cfg.max_fps) if fps else cfg.max_fps
+        info[s.name] = (slug[s.name], fps)
+    ctx = table.SinkContext(zones.names, info, window)
+    sinks: list = table.build(cfg.outputs, ctx)
     if cfg.snapshot_every:
         from streamcount.sinks.snapshots import SnapshotSink
 
         sinks.append(SnapshotSink(cfg.snapshot_dir, cfg.snapshot_every,
                                   dict(slug)))
-    if window and cfg.aggregate_out:
-        from streamcount.sinks.aggregate import AggregateSink
-
-        sinks.append(AggregateSink(cfg.aggregate_out, window))
-    if cfg.plot:
-        from streamcount.sinks.plot import PlotSink
-
-        sinks.append(PlotSink(cfg.plot))
     if cfg.metrics_port is not None:
         from streamcount.sinks.metrics import MetricsSink
 

@@ -88,8 +88,9 @@ class FleetConfig:
         batch: Most frames per engine call, gathered across the streams of one actor.
         inflight: Batches requested ahead per source (hides decode and transfer latency).
         output: Folder for the per-source files.
-        csv: Write ``OUTPUT/<source>.csv``.
-        jsonl: Write ``OUTPUT/<source>.jsonl``.
+        outputs: The files written per source, ``OUTPUT/<source><suffix>``: keys of
+            :func:`streamcount.sinks.table.fleet_outputs` (``csv``, ``jsonl``), switched on
+            and off in the file as ``csv: true``, ``jsonl: false``.
         events: Alert event log (JSONL) for the whole fleet.
         metrics_port: Driver Prometheus endpoint with per-source counts (None: off).
         metrics_host: Address the endpoints bind (127.0.0.1 unless told otherwise).
@@ -111,8 +112,7 @@ class FleetConfig:
     batch: int = defaults.BATCH
     inflight: int = 2
     output: Path = Path("fleet-out")
-    csv: bool = True
-    jsonl: bool = False
+    outputs: tuple[str, ...] = ("csv",)
     events: Path | None = None
     metrics_port: int | None = None
     metrics_host: str = defaults.METRICS_HOST
@@ -134,11 +134,23 @@ class FleetConfig:
         if not isinstance(data, dict):
             raise InputError(f"{where}: expected a mapping with a 'sources' list at the top")
         base = base or Path(".")
-        known = {f.name for f in fields(cls)} | {"defaults"}
+        from streamcount.sinks import table
+
+        files = table.fleet_outputs()
+        known = ({f.name for f in fields(cls)} - {"outputs"}) | {"defaults"} | set(files)
         unknown = sorted(set(data) - known)
         if unknown:
+            if unknown[0] in table.outputs():
+                raise InputError(f"{where}: {unknown[0]!r} is not written by a fleet (it cannot "
+                                 f"resume after a restart); fleet outputs: {', '.join(files)}")
             raise InputError(f"{where}: unknown key {unknown[0]!r}; known: "
                              f"{', '.join(sorted(known))}")
+        on = dict.fromkeys(cls.outputs, True)
+        for key in files:
+            if key in data:
+                if not isinstance(data[key], bool):
+                    raise InputError(f"{where}: {key} must be true or false, got {data[key]!r}")
+                on[key] = data[key]
         raw_sources = data.get("sources")
         if not isinstance(raw_sources, list) or not raw_sources:
             raise InputError(f"{where}: 'sources' must be a non-empty list of sources")
@@ -154,7 +166,9 @@ class FleetConfig:
                 raise InputError(f"{where}: two sources are named {s.name!r}; give each a "
                                  "distinct 'name'")
             seen.add(s.file_stem)
-        kw: dict[str, Any] = {k: v for k, v in data.items() if k not in ("sources", "defaults")}
+        kw: dict[str, Any] = {k: v for k, v in data.items()
+                              if k not in ("sources", "defaults", *files)}
+        kw["outputs"] = tuple(k for k in files if on.get(k))
         for key in ("output", "events"):
             if kw.get(key) is not None:
                 kw[key] = _path(kw[key], base)
@@ -190,7 +204,7 @@ class FleetConfig:
             (self.max_restarts >= 0, "max_restarts must be >= 0"),
             (self.source_cpus >= 0 and self.inference_cpus >= 0, "CPU counts must be >= 0"),
             (self.prefetch >= 1, "prefetch must be >= 1"),
-            (self.csv or self.jsonl, "csv and jsonl are both off: nothing would be written"),
+            (bool(self.outputs), "every output is off (csv, jsonl): nothing would be written"),
         ]
         for ok, msg in checks:
             if not ok:

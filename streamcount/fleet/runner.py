@@ -32,9 +32,9 @@ import numpy as np
 from streamcount.analyzer import Analyzer
 from streamcount.errors import InputError, SourceError, StreamcountError, require
 from streamcount.fleet.config import FleetConfig, FleetSource
-from streamcount.fleet.ledger import Ledger, recover
+from streamcount.fleet.ledger import Ledger
 from streamcount.frames import Frame
-from streamcount.sinks import Sink, write_all
+from streamcount.sinks import Sink, table, write_all
 from streamcount.smoothing import parse_smoothing
 from streamcount.sources import SourceOptions
 from streamcount.stats import SourceStats
@@ -202,10 +202,11 @@ class FleetRunner:
             return
         for s in self.cfg.sources:
             last = -1
-            for ext, on in (("csv", self.cfg.csv), ("jsonl", self.cfg.jsonl)):
-                if on:
-                    idx = recover(out / f"{s.file_stem}.{ext}")
-                    last = idx if last == -1 else min(last, idx)  # the file that is behind wins
+            for key in self.cfg.outputs:
+                output = table.fleet_outputs()[key]
+                assert output.recover is not None
+                idx = output.recover(out / f"{s.file_stem}{output.suffix}")
+                last = idx if last == -1 else min(last, idx)  # the file that is behind wins
             if last >= 0:
                 self.ledger.commit(s.name, last)
                 logger.info("%s: resuming after frame %d", s.name, last)
@@ -299,16 +300,13 @@ class FleetRunner:
                                       request=request)
 
     def _open_sinks(self) -> None:
-        from streamcount.sinks.csv import CsvSink
-        from streamcount.sinks.jsonl import JsonlSink
-
         out = self.cfg.output
+        files = table.fleet_outputs()
         for lane in self.lanes.values():
             stem = lane.spec.file_stem
-            if self.cfg.csv:
-                lane.sinks.append(CsvSink(out / f"{stem}.csv", lane.zones.names, self.resume))
-            if self.cfg.jsonl:
-                lane.sinks.append(JsonlSink(out / f"{stem}.jsonl", self.resume))
+            ctx = table.SinkContext(lane.zones.names, resume=self.resume)
+            paths = {key: out / f"{stem}{files[key].suffix}" for key in self.cfg.outputs}
+            lane.sinks += table.build(paths, ctx)
             for sink in lane.sinks:
                 sink.open()
         if self.cfg.metrics_port is not None:
