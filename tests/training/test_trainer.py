@@ -105,6 +105,21 @@ def test_count_loss_term_changes_the_training(blob_dataset: Path, tmp_path: Path
     assert TrainConfig.from_dict(replace(base, count_loss=0.5).to_dict()).count_loss == 0.5
 
 
+@pytest.mark.parametrize(("clip", "clipped"), [(1e-3, "all"), (1e9, "none")])
+def test_grad_clip_counts_and_changes_the_steps(blob_dataset: Path, tmp_path: Path, clip: float,
+                                                clipped: str) -> None:
+    base = replace(_cfg(blob_dataset, tmp_path / "a", epochs=1), samples_per_epoch=16,
+                   filters=4, optimizer="sgd", ema_decay=0.0)
+    Trainer(base, progress=False).fit()
+    t = Trainer(replace(base, out=str(tmp_path / "b"), grad_clip=clip), progress=False)
+    t.fit()
+    assert t.clipped == (t.steps_per_epoch if clipped == "all" else 0)
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["raw_model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["raw_model"]
+    same = all(torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    assert same == (clipped == "none")  # SGD: clipped gradients take smaller steps
+
+
 def test_recipe_round_trip(tmp_path: Path) -> None:
     cfg = TrainConfig(data="d", epochs=3, aug=AugmentConfig(vflip=True, scale_jitter=0.1))
     text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.to_dict().items() if k != "aug")
