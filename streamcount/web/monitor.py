@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 HISTORY_SECONDS = 300.0
 HISTORY_STEP = 0.5  # one chart point per half second of the stream
 RAW_EVERY = 2.0  # seconds between plain frames (the zone editor's background)
+WATCH_S = 5.0  # a picture request keeps a source's pictures encoded this long: none unwatched
+FIRST_PICTURE_WAIT_S = 1.5  # how long a request for a source's first picture waits for it
 
 
 class PipelineView(Protocol):
@@ -80,6 +83,18 @@ class _Feed:
         self.size: list[int] | None = None
         self.next_jpeg = 0.0
         self.next_raw = 0.0
+        self.watched_until = 0.0  # monotonic time until which pictures are encoded
+        self.latest: Result | None = None  # the last result (a reference: for a first picture)
+        self.raw_until = 0.0  # ... and plain frames
+
+    def watch(self, raw: bool) -> None:
+        """A page asked for a picture: keep encoding this kind for :data:`WATCH_S`."""
+        until = time.monotonic() + WATCH_S
+        with self.lock:
+            if raw:
+                self.raw_until = until
+            else:
+                self.watched_until = until
 
 
 class _Job:
@@ -191,13 +206,13 @@ class WebSink(Sink):
                     self.server.url, "; open it once with ?token=YOUR_TOKEN" if self.token else "")
 
     def write(self, result: Result) -> None:
-        """Note the figures; every ``1/jpeg_fps`` s queue a copy of the frame for encoding."""
+        """Note the figures; while a page shows the source, every ``1/jpeg_fps`` s queue a copy
+        of the frame for encoding."""
         feed = self.feeds.get(result.source)
         if feed is None:
             feed = self.feeds[result.source] = _Feed(result.source, result.source)
             self.by_id[feed.id] = feed
         now = time.monotonic()
-        img = result.annotated if result.annotated is not None else result.frame.image
         with feed.lock:
             feed.frames += 1
             feed.size = [result.frame.width, result.frame.height]
@@ -217,14 +232,22 @@ class WebSink(Sink):
             for ev in result.alerts:
                 feed.alerts.append({"time": round(ev.wall_time, 3), "event": ev.event,
                                     "zone": ev.zone, "text": ev.describe()})
-            due = now >= feed.next_jpeg
-            raw_due = now >= feed.next_raw
+            # pictures only while a page asks for them: an unwatched monitor costs no encoding
+            due = now >= feed.next_jpeg and now < feed.watched_until
+            raw_due = now >= feed.next_raw and now < feed.raw_until
             if due:
                 feed.next_jpeg = now + self.period
             if raw_due:
                 feed.next_raw = now + RAW_EVERY
-        if (due or raw_due) and img.size:  # a fleet ships numbers, not pictures
-            job = _Job(result.frame.image.copy(), raw_due)
+            feed.latest = result
+        if due or raw_due:
+            self._queue(feed, result, raw_due)
+
+    def _queue(self, feed: _Feed, result: Result, raw: bool) -> None:
+        """Hand a copy of ``result``'s frame (and what its overlay needs) to the encoder."""
+        img = result.annotated if result.annotated is not None else result.frame.image
+        if img.size:  # a fleet ships numbers, not pictures
+            job = _Job(result.frame.image.copy(), raw)
             if result.annotated is not None:  # another sink had it drawn: use that one
                 job.annotated = result.annotated.copy()
             elif result.density.shape == img.shape[:2]:
@@ -302,7 +325,8 @@ class WebSink(Sink):
                     "id": feed.id, "name": feed.name, "frames": feed.frames,
                     "size": feed.size, **feed.last,
                     "alerts": list(feed.alerts)[-20:],
-                    "has_frame": feed.jpeg is not None,
+                    "has_frame": feed.jpeg is not None or (
+                        feed.latest is not None and feed.latest.frame.image.size > 0),
                 }
                 if history:
                     item["history"] = list(feed.history)
@@ -392,8 +416,18 @@ class WebSink(Sink):
         async def frame(request: Request) -> Response:
             feed = self.feed(request.path_params["sid"])
             raw = request.query_params.get("raw") in ("1", "true")
+            feed.watch(raw)
             with feed.lock:
-                data = feed.raw if raw else feed.jpeg
+                latest = feed.latest if (feed.raw if raw else feed.jpeg) is None else None
+            if latest is not None:  # a source that went quiet (or ended) still has a picture
+                self._queue(feed, latest, raw)
+            deadline = time.monotonic() + FIRST_PICTURE_WAIT_S
+            while True:  # the first request starts the encoding: wait a moment for it
+                with feed.lock:
+                    data = feed.raw if raw else feed.jpeg
+                if data is not None or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.05)
             if data is None:
                 raise BadRequest(404, f"no frame from '{feed.id}' yet")
             return Response(data, media_type="image/jpeg", headers=nocache)

@@ -122,7 +122,8 @@ def test_status_has_the_figures_of_the_last_result(sink: WebSink, client: TestCl
 
 def test_frames_are_jpegs_of_the_overlay_and_of_the_plain_frame(sink: WebSink,
                                                                 client: TestClient) -> None:
-    assert client.get("/api/frame/cam").status_code == 404  # none yet: a clear 404
+    assert client.get("/api/frame/cam").status_code == 404  # nothing counted yet: a clear 404
+    assert client.get("/api/frame/cam?raw=1").status_code == 404  # (and now both are watched)
     sink.write(result())
     wait_for(lambda: sink.by_id["cam"].jpeg is not None and sink.by_id["cam"].raw is not None)
     for query, level in (("", 200), ("?raw=1", 90)):
@@ -138,8 +139,8 @@ def test_the_monitor_draws_its_own_overlay_for_the_frames_it_shows(sink: WebSink
     res.annotated = None  # no other sink asked for one: the pipeline drew nothing
     res.density = np.full((48, 64), 0.01, np.float32)
     sink.zones = ZoneSet.from_dict({"zones": [{"name": "door", "polygon": SQUARE}]})
-    sink.write(res)
-    wait_for(lambda: sink.by_id["cam"].jpeg is not None)
+    sink.write(res)  # nobody watching yet: the first request draws the latest frame
+    assert sink.by_id["cam"].jpeg is None
     shown = cv2.imdecode(np.frombuffer(client.get("/api/frame/cam").content, np.uint8),
                          cv2.IMREAD_COLOR)
     plain = cv2.imdecode(np.frombuffer(client.get("/api/frame/cam?raw=1").content, np.uint8),
@@ -150,9 +151,36 @@ def test_the_monitor_draws_its_own_overlay_for_the_frames_it_shows(sink: WebSink
 
 def test_pictures_are_throttled(tmp_path: Path) -> None:
     s = WebSink("127.0.0.1", 0, labels={"cam.mp4": "cam"}, jpeg_fps=2)
+    s.by_id["cam"].watch(raw=False)
     for i in range(50):  # no encoder running: what was queued stays pending
         s.write(result(index=i))
     assert len(s._pending) == 1  # newest wins, one per source
+    assert s._pending["cam"].image is not None and not s._pending["cam"].raw
+
+
+@pytest.mark.parametrize("watched", [None, "overlay", "raw"])
+def test_pictures_are_encoded_only_while_a_page_asks_for_them(watched: str | None) -> None:
+    s = WebSink("127.0.0.1", 0, labels={"cam.mp4": "cam"}, jpeg_fps=1000)
+    feed = s.by_id["cam"]
+    if watched is not None:
+        feed.watch(raw=watched == "raw")
+    s.write(result(index=0))
+    job = s._pending.get("cam")
+    assert (job is not None) == (watched is not None)
+    if job is not None:
+        assert job.raw == (watched == "raw")
+    feed.watched_until = feed.raw_until = time.monotonic() - 1  # the page closed WATCH_S ago
+    s._pending.clear()
+    s.write(result(index=1))
+    assert not s._pending and feed.frames == 2 and feed.last["frame"] == 1
+
+
+def test_an_ended_source_still_shows_its_last_picture(sink: WebSink, client: TestClient) -> None:
+    for i in range(5):  # counted while nobody watched; then the file ended
+        sink.write(result(index=i))
+    assert sink.by_id["cam"].jpeg is None
+    r = client.get("/api/frame/cam")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
 
 
 @pytest.mark.parametrize("path", ["/api/frame/nope", "/api/frame/..%2F..%2Fetc%2Fpasswd",
@@ -537,6 +565,7 @@ def test_a_slow_encoder_never_slows_the_writer(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(cv2, "imencode", slow)
     s = WebSink("127.0.0.1", 0, labels={"cam.mp4": "cam"}, jpeg_fps=1000)
+    s.by_id["cam"].watch(raw=False)
     s._encoder = threading.Thread(target=s._encode_loop, daemon=True)
     s._encoder.start()
     try:
