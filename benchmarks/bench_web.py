@@ -2,14 +2,16 @@
 
 Run from the repository root with the web extra, Selenium and the system's Chromium:
 
-    python benchmarks/bench_web.py                  # 3 rounds over the example clip
-    python benchmarks/bench_web.py --pairs 5 --threads 2
+    python benchmarks/bench_web.py                  # 5 rounds, 1000 frames of the example clip
+    python benchmarks/bench_web.py --pairs 7 --threads 2
 
 Each round runs ``streamcount run CLIP --no-dashboard --summary-json ...`` without ``--web``,
 with ``--web`` and nobody watching, and with ``--web`` and a headless Chromium showing the
 monitor the whole time (so pictures are drawn, encoded, fetched and shown), in alternating
-order, and compares the end-to-end fps the run reports. Nothing here is a timed test; stop
-other heavy jobs first.
+order, and compares the end-to-end fps the run reports. The example clip (200 frames) is
+played several times over into one longer file so that each run lasts seconds, not one. The
+figures replace the section "The browser monitor's cost" of docs/benchmarks.md. Nothing here is
+a timed test; stop other heavy jobs first.
 """
 
 from __future__ import annotations
@@ -49,6 +51,42 @@ def chromium() -> Any:
     return webdriver.Chrome(options=opts, service=service)
 
 
+def long_clip(src: str, frames: int, folder: Path) -> Path:
+    """``src`` played over and over into one file of ``frames`` frames (mp4v)."""
+    import cv2
+
+    cap = cv2.VideoCapture(src)
+    pictures = []
+    ok, img = cap.read()
+    while ok:
+        pictures.append(img)
+        ok, img = cap.read()
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    cap.release()
+    if not pictures:
+        raise SystemExit(f"cannot read {src}")
+    out = folder / "clip.mp4"
+    h, w = pictures[0].shape[:2]
+    vw = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for i in range(frames):
+        vw.write(pictures[i % len(pictures)])
+    vw.release()
+    return out
+
+
+def write_section(lines: list[str], path: Path) -> None:
+    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
+    head = "## The browser monitor's cost"
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    start = text.find(head)
+    if start < 0:
+        text, rest = text.rstrip("\n") + "\n\n", ""
+    else:
+        end = text.find("\n## ", start + len(head))
+        text, rest = text[:start], (text[end + 1:] if end >= 0 else "")
+    path.write_text(text + "\n".join(lines) + "\n" + ("\n" + rest if rest else ""))
+
+
 def one_run(clip: str, threads: int, web: bool, driver: Any, frames: int,
             browse: bool = True) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp()) / "summary.json"
@@ -78,10 +116,12 @@ def one_run(clip: str, threads: int, web: bool, driver: Any, frames: int,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clip", default=str(REPO / "examples" / "pets2009_s2l1.mp4"))
-    p.add_argument("--pairs", type=int, default=3, help="rounds")
+    p.add_argument("--pairs", type=int, default=5, help="rounds")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
-    p.add_argument("--frames", type=int, default=400)
+    p.add_argument("--frames", type=int, default=1000, help="frames per run")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = p.parse_args()
+    clip = str(long_clip(args.clip, args.frames, Path(tempfile.mkdtemp())))
     driver = chromium()
     modes = {"without --web": (False, False), "--web, no browser": (True, False),
              "--web + browser": (True, True)}
@@ -91,18 +131,50 @@ def main() -> None:
             order = list(modes) if i % 2 == 0 else list(reversed(modes))
             for mode in order:
                 web, browse = modes[mode]
-                s = one_run(args.clip, args.threads, web, driver, args.frames, browse)
+                s = one_run(clip, args.threads, web, driver, args.frames, browse)
                 fps[mode].append(s["e2e_fps"])
                 print(f"round {i + 1}: {mode:18s} {s['e2e_fps']:7.2f} fps end to end, "
                       f"engine {s['engine_fps']:.2f} fps")
     finally:
         driver.quit()
     base = statistics.median(fps["without --web"])
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
+    lines = ["## The browser monitor's cost (`benchmarks/bench_web.py`)", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
+             f"{os.cpu_count()} cores ({cpu_flags()}); `streamcount run` with the `crowd` model "
+             f"on {args.frames} frames of examples/pets2009_s2l1.mp4 (480x360, played over), "
+             f"--threads {args.threads}, {args.pairs} rounds in alternating order, median "
+             "end-to-end fps (every round in brackets):", "",
+             "| setting | fps | against without | rounds |", "|---|---|---|---|"]
     for mode, values in fps.items():
         m = statistics.median(values)
+        change = "" if mode == "without --web" else f"{100 * (m - base) / base:+.1f} %"
+        lines.append(f"| {mode} | {m:.1f} | {change} | "
+                     f"{', '.join(f'{v:.0f}' for v in values)} |")
         print(f"{cpu}, {os.cpu_count()} cores, --threads {args.threads}: {mode:18s} median "
-              f"{m:.2f} fps ({100 * (m - base) / base:+.1f} %)")
+              f"{m:.2f} fps ({change or 'base'})")
+    write_section(lines, args.out)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what Python knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> str:
+    """The SIMD flags that decide the engine's speed."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "flags unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    return ", ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
 if __name__ == "__main__":
