@@ -34,3 +34,33 @@ def test_crowd_and_mall_are_the_pretrained_u_net_without_decoder_norm() -> None:
     for cfg in (crowd, mall):
         assert cfg.arch == "unet_effl0" and cfg.decoder_norm == "none" and cfg.frozen_bn
     assert len(crowd.data_dirs()) == 3 and mall.init == "runs/crowd/best.pt"
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_recipe_parses(path: Path) -> None:
+    cfg = TrainConfig.from_toml(path)
+    assert cfg.arch and cfg.epochs > 0 and cfg.seed == 0
+
+
+def test_finetune_recipe_starts_from_the_bundled_crowd(blob_dataset: Path, tmp_path: Path) -> None:
+    """The few-frame recipe as a user runs it: --init crowd, early stages fixed, best kept."""
+    from dataclasses import replace
+
+    import torch
+
+    from streamcount.training.checkpoint import load_checkpoint, resolve_init
+    from streamcount.training.trainer import Trainer
+
+    cfg = TrainConfig.from_toml(RECIPES / "finetune.toml")
+    assert cfg.init == "crowd" and cfg.freeze_stages == 2 and cfg.frozen_bn
+    cfg = replace(cfg, data=str(blob_dataset), out=str(tmp_path), epochs=2, samples_per_epoch=8,
+                  patch=64, val_every=1)
+    t = Trainer(cfg, progress=False)
+    t.fit()
+    start = load_checkpoint(resolve_init("crowd"))["model"]
+    tuned = load_checkpoint(tmp_path / "best.pt")["model"]
+    stem = [k for k in tuned if k.startswith("net.encoder._conv_stem")]
+    head = [k for k in tuned if k.startswith("net.decoder.head")]
+    assert stem and head
+    assert all(torch.allclose(tuned[k].float(), start[k].float(), atol=1e-3) for k in stem)
+    assert any(not torch.allclose(tuned[k].float(), start[k].float(), atol=1e-4) for k in head)
