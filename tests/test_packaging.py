@@ -67,3 +67,29 @@ def test_gpu_scripts_run_from_a_checkout_pip_never_installed() -> None:
     run_file, onnx_file = out.stdout.split()
     assert Path(run_file) == REPO / "training" / "gpu" / "run.py"
     assert Path(onnx_file) == REPO / "exports" / "onnx.py"
+
+
+def test_the_recipes_ship_with_the_package() -> None:
+    """`streamcount train --recipe finetune` works from a pip install, not only a checkout."""
+    import fnmatch
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = data["package-data"]["streamcount.training"]
+    recipes = sorted((REPO / "training" / "recipes").glob("*.toml"))
+    assert recipes
+    for path in recipes:
+        rel = path.relative_to(REPO / "training").as_posix()
+        assert any(fnmatch.fnmatch(rel, p) for p in patterns), rel
+
+
+@pytest.mark.parametrize(("spec", "found"), [("finetune", True), ("crowd", True),
+                                             ("no-such-recipe", False)])
+def test_a_recipe_by_name(spec: str, found: bool) -> None:
+    from streamcount.errors import InputError
+    from streamcount.training.train_cli import resolve_recipe
+
+    if found:
+        assert resolve_recipe(spec).read_text().strip()
+    else:
+        with pytest.raises(InputError, match="finetune"):
+            resolve_recipe(spec)

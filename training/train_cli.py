@@ -10,6 +10,7 @@ from pathlib import Path
 
 from streamcount.errors import InputError, require
 
+RECIPES = Path(__file__).resolve().parent / "recipes"  # the bundled recipes (package data)
 HELP = "train a density-counting model on data made by `streamcount prepare` (train extra)"
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,40 @@ def _model_arg(text: str) -> tuple[str, object]:
         return key.strip(), value
 
 
+def bundled_recipes() -> list[str]:
+    """Names of the recipes that ship with the package (``finetune``, ``crowd``...).
+
+    Example:
+        >>> "finetune" in bundled_recipes()
+        True
+    """
+    return sorted(p.stem for p in RECIPES.glob("*.toml"))
+
+
+def resolve_recipe(spec: str | Path) -> Path:
+    """A recipe file, or the bundled recipe of that name.
+
+    Raises:
+        InputError: neither exists (one line naming the bundled ones).
+
+    Example:
+        >>> resolve_recipe("finetune").name
+        'finetune.toml'
+    """
+    path = Path(spec)
+    if path.is_file():
+        return path
+    bundled = RECIPES / f"{spec}.toml"
+    if path.suffix == "" and bundled.is_file():
+        return bundled
+    raise InputError(f"recipe not found: {spec}; give a TOML file or one of "
+                     f"{', '.join(bundled_recipes())}")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags; every one overrides the same key of ``--recipe``."""
-    p.add_argument("--recipe", type=Path, help="TOML recipe with the settings (flags override)")
+    p.add_argument("--recipe", help="TOML recipe with the settings (flags override): a file, or "
+                   f"the name of a bundled one ({', '.join(bundled_recipes())})")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
@@ -82,7 +114,7 @@ def config_from_args(args: argparse.Namespace):
     from streamcount.training.config import TrainConfig
     from streamcount.training.data import AugmentConfig
 
-    cfg = TrainConfig.from_toml(args.recipe) if args.recipe else TrainConfig()
+    cfg = TrainConfig.from_toml(resolve_recipe(args.recipe)) if args.recipe else TrainConfig()
     over = {k: getattr(args, k) for k in _settings(TrainConfig)
             if getattr(args, k, None) is not None}
     aug_over = {k: getattr(args, k) for k in _settings(AugmentConfig)
