@@ -79,6 +79,8 @@ def main() -> int:
     ap.add_argument("base", type=Path, help="checkpoint of a model that never saw Mall")
     ap.add_argument("--frames", type=int, nargs="+", default=[5, 10, 20, 50])
     ap.add_argument("--recipe", type=Path, default=REPO / "training" / "recipes" / "finetune.toml")
+    ap.add_argument("--train-args", default="", help="extra `streamcount train` flags (a quick "
+                    "smoke test: '--epochs 1 --samples-per-epoch 8')")
     ap.add_argument("--keep", type=Path, help="keep the runs here (default: a temporary folder)")
     args = ap.parse_args()
     if not MALL.is_dir():
@@ -113,7 +115,8 @@ def main() -> int:
              f"{val:.4f}")
         t = time.perf_counter()
         _cli("train", "--recipe", str(args.recipe), "--data", str(work / "data"), "--init",
-             str(args.base), "--out", str(work / "run"), "--no-progress")
+             str(args.base), "--out", str(work / "run"), "--no-progress",
+             *args.train_args.split())
         minutes = (time.perf_counter() - t) / 60
         _cli("export", str(work / "run" / "best.pt"), "--out", str(work / "model.onnx"))
         row = {"frames": n, "annotated": frames,
