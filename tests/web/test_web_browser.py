@@ -126,7 +126,7 @@ def test_monitor_shows_the_counts_of_the_csv(browser: Any, tmp_path: Path, shots
         pytest.skip(f"the example clip {clip} is missing")
     zones = ZoneSet.from_dict({"zones": [
         {"name": "left", "polygon": [[0, 0], [240, 0], [240, 360], [0, 360]],
-         "alerts": [{"above": 1, "for": 0}]},
+         "alerts": [{"above": 0.1, "for": 0}]},
         {"name": "right", "polygon": [[240, 0], [480, 0], [480, 360], [240, 360]]}]})
     src = open_source(str(clip), SourceOptions(stride=2))
     counter = Counter(defaults.MODEL, threads=1)
