@@ -128,17 +128,12 @@ def main() -> int:
 
 
 def _cpu() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
-                 if ln.startswith("model name")), "unknown")
-    flags = set(text.split())
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f in flags]
     import os
 
-    return f"{name}, {os.cpu_count()} cores, {', '.join(simd)}"
+    from streamcount.precision import cpu_flags, cpu_model
+
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f in cpu_flags()]
+    return f"{cpu_model()}, {os.cpu_count()} cores, {', '.join(simd)}"
 
 
 if __name__ == "__main__":

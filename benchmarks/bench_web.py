@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -171,7 +170,7 @@ def main() -> None:
     cpu = cpu_name()
     lines = ["## The browser monitor's cost (`benchmarks/bench_web.py`)", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
-             f"{os.cpu_count()} cores ({cpu_flags()}); `streamcount run` with the `crowd` model "
+             f"{os.cpu_count()} cores ({simd_flags()}); `streamcount run` with the `crowd` model "
              f"on {args.frames} frames of examples/pets2009_s2l1.mp4 (480x360, played over), "
              f"--threads {args.threads}, {args.pairs} rounds in alternating order, median "
              "end-to-end fps (every round in brackets):", "",
@@ -195,22 +194,17 @@ NOTE = ("The row with the page's requests (status twice a second, the picture fo
 
 
 def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what Python knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name."""
+    from streamcount.precision import cpu_model
+
+    return cpu_model()
 
 
-def cpu_flags() -> str:
+def simd_flags() -> str:
     """The SIMD flags that decide the engine's speed."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "flags unknown"
+    from streamcount.precision import cpu_flags
+
+    flags = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
     return ", ".join(f for f in wanted if f in flags) or "no AVX2"
 

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
 HELP = "versions, ONNX Runtime providers (and the one that really works), bundled models"
@@ -26,7 +25,7 @@ def gather() -> dict[str, Any]:
 
     from streamcount import __version__
     from streamcount.models import DEFAULT_MODEL, bundled_models, int8_variant
-    from streamcount.precision import choose_precision, cpu_flags, int8_dot_flag
+    from streamcount.precision import choose_precision, cpu_flags, cpu_model, int8_dot_flag
     from streamcount.providers import create_session, gpu_providers_present, usable_device
 
     models: dict[str, dict[str, Any]] = {}
@@ -70,22 +69,11 @@ def gather() -> dict[str, Any]:
         "providers_installed": ort.get_available_providers(),
         "gpu_libraries": gpu_providers_present(),
         "provider_in_use": in_use,
-        "cpu": {"model": _cpu_model(), "cores": os.cpu_count(),
+        "cpu": {"model": cpu_model(), "cores": os.cpu_count(),
                 "flags": [f for f in shown if f in flags], "int8_dot": int8_dot_flag(flags)},
         "precision_auto": f"{DEFAULT_MODEL}: {choice.precision} ({choice.reason})",
         "models": models,
     }
-
-
-def _cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or what ``platform`` knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(args: argparse.Namespace) -> int:
