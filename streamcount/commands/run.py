@@ -413,13 +413,12 @@ def _check_outputs(cfg: RunConfig, sources: list, counter: Counter,
         if path is not None:
             outputs[flag] = path
     for key, path in cfg.outputs.items():
-        if key != "video":
-            outputs[table.outputs()[key].flag] = path
-        elif len(sources) == 1:
-            outputs["--video"] = path
-        else:  # one file per source
+        flag = table.outputs()[key].flag
+        if table.outputs()[key].per_source and len(sources) > 1:  # one file per source
             for s in sources:
-                outputs[f"--video ({s.name})"] = suffixed(path, slugs[s.name])
+                outputs[f"{flag} ({s.name})"] = suffixed(path, slugs[s.name])
+        else:
+            outputs[flag] = path
     check_outputs(inputs, outputs)
 
 

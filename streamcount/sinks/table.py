@@ -60,6 +60,8 @@ class Output:
         recover: Reads the last frame index a file holds (-1: none): what makes an output
             resumable, and so offered in fleet files (their rows are written at most once
             across restarts).
+        per_source: ``run`` with several sources writes one file per source,
+            ``PATH_<source>`` (:func:`streamcount.sinks.suffixed`), not one shared file.
     """
 
     key: str
@@ -71,6 +73,7 @@ class Output:
     stdout: bool = False
     extra: tuple[str, str] | None = None
     recover: Callable[[Path], int] | None = None
+    per_source: bool = False
 
     @property
     def flag(self) -> str:
@@ -124,7 +127,7 @@ def outputs() -> dict[str, Output]:
         Output("jsonl", "JSONL", "one JSON object per processed frame", "FILE", _jsonl,
                ".jsonl", stdout=True, recover=_recover),
         Output("video", "video", "annotated video (one per source: OUT_<source>.mp4)", "OUT",
-               _video, ".mp4"),
+               _video, ".mp4", per_source=True),
         Output("aggregate_out", "aggregate", "CSV of min/mean/max per --aggregate window",
                "FILE", _aggregate, "_aggregate.csv", stdout=True),
         Output("plot", "plot", "count over time (needs [plot] extra)", "PNG", _plot, ".png",
