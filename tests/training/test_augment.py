@@ -1,0 +1,42 @@
+"""Count-preserving augmentations of the training patches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")
+
+from streamcount.training.data import AugmentConfig, PatchDataset
+
+
+def _dataset(aug: AugmentConfig, n: int = 200) -> PatchDataset:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(4)]
+    densities = [np.full((40, 48), 5.0 / (40 * 48), np.float32) for _ in range(4)]
+    ds = PatchDataset(images, densities, patch=0, samples_per_epoch=n, aug=aug,
+                      mean=np.zeros(3), std=np.ones(3), density_scale=1.0)
+    ds.set_epoch(1)
+    return ds
+
+
+@pytest.mark.parametrize("prob", [0.0, 0.3, 0.7, 1.0])
+def test_scale_prob_leaves_that_share_at_the_prepared_scale(prob: float) -> None:
+    ds = _dataset(AugmentConfig(hflip=False, scale_jitter=0.3, scale_prob=prob))
+    items = [ds[k] for k in range(len(ds))]
+    unresized = np.mean([x.shape[1:] == (40, 48) for x, _ in items])
+    # a factor within about 1% of 1 also rounds back to 40x48 (a few percent of the resized
+    # ones); 200 draws: a binomial spread of at most 0.035
+    assert unresized == pytest.approx(1 - prob + 0.04 * prob, abs=0.09)
+    for _, y in items:  # every view keeps the count
+        assert float(y.sum()) == pytest.approx(5.0, rel=1e-4)
+
+
+def test_scale_prob_one_draws_as_before() -> None:
+    """The default keeps the random stream of runs made before the option existed."""
+    a = _dataset(AugmentConfig(scale_jitter=0.3, brightness=0.2), n=20)
+    b = _dataset(AugmentConfig(scale_jitter=0.3, brightness=0.2, scale_prob=1.0), n=20)
+    c = _dataset(AugmentConfig(scale_jitter=0.3, brightness=0.2, scale_prob=0.999), n=20)
+    same = [np.array_equal(a[k][0], b[k][0]) for k in range(20)]
+    assert all(same)
+    assert not all(np.array_equal(a[k][0], c[k][0]) for k in range(20))
