@@ -28,12 +28,21 @@ def model_help() -> str:
 
 
 def int8_variant(model: str | Path) -> Path | None:
-    """The int8 variant shipped beside a bundled model (``models/int8/NAME.onnx``), if any."""
+    """The int8 variant beside a model, if any: ``int8/NAME.onnx`` in the model's folder.
+
+    The bundled models ship theirs there (``models/int8/crowd.onnx``), and
+    ``streamcount export CKPT --out DIR/int8/NAME.onnx --int8`` puts a user's model's there.
+    """
     text = str(model)
-    if text not in bundled_models():
+    models = bundled_models()
+    if text in models:
+        path = models[text]
+    elif Path(text).suffix.lower() == ".onnx":
+        path = Path(text).expanduser()
+    else:
         return None
-    path = MODELS_DIR / "int8" / f"{text}.onnx"
-    return path if path.is_file() else None
+    variant = path.parent / "int8" / path.name
+    return variant if variant.is_file() and variant != path else None
 
 
 def model_card(name: str) -> str:

@@ -58,6 +58,18 @@ def test_counter_reports_its_precision_and_why(tiny_model: Path) -> None:
         Counter(tiny_model, device="cpu", precision="int8")
 
 
+def test_int8_variant_beside_a_model_file_is_used_when_asked(tiny_model: Path) -> None:
+    variant = tiny_model.parent / "int8" / tiny_model.name
+    variant.parent.mkdir()
+    variant.write_bytes(tiny_model.read_bytes())  # (a copy: its metadata still says fp32)
+    c = Counter(tiny_model, device="cpu", precision="int8")
+    assert c.model_path == variant and c.precision_reason == "asked for (--precision int8)"
+    assert Counter(tiny_model, device="cpu", precision="fp32").model_path == tiny_model
+    # the variant itself has no variant of its own
+    with pytest.raises(ModelError, match="no int8 variant"):
+        Counter(variant, device="cpu", precision="int8")
+
+
 def test_bundled_int8_variant_is_used_when_asked(monkeypatch) -> None:
     from streamcount.models import bundled_models, int8_variant
 
