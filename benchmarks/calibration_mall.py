@@ -4,7 +4,7 @@ The hand counts are Mall's own ground truth for K frames spread over frames 301-
 comes from ``streamcount calibrate MODEL --counts CSV`` (run as a user runs it) and is checked
 through the engine on frames 701-800. Needs ../shared/data/mall and scipy.
 
-    python benchmarks/calibration_mall.py crowd-accurate > docs/calibration-crowd-accurate-mall.json
+    python benchmarks/calibration_mall.py crowd > docs/calibration-crowd-mall.json
 """
 
 from __future__ import annotations

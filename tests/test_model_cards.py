@@ -13,7 +13,7 @@ from streamcount.engine import Counter
 from streamcount.metadata import ModelMetadata
 from streamcount.models import bundled_models
 
-MODELS = ["cells", "mall", "crowd", "crowd-accurate"]
+MODELS = ["cells", "mall", "crowd"]
 # name -> (prepare arguments as in the card's recipe, where the original images are)
 DATA = {
     "cells": (["cells", "--root", "vgg-cells"], None),
@@ -21,7 +21,6 @@ DATA = {
     "crowd": (["shanghaitech", "--root", "shanghaitech-b", "--scale", "0.5", "--kernel", "fixed",
                "--sigma", "4"], "shanghaitech-b/train_data/images"),
 }
-DATA["crowd-accurate"] = DATA["crowd"]  # both report ShanghaiTech B in their first row
 
 
 def card_row(name: str) -> dict[str, float]:

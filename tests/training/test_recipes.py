@@ -12,7 +12,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"
 MODELS = Path(__file__).resolve().parents[2] / "streamcount" / "models"
 
 
-@pytest.mark.parametrize("name", ["cells", "mall", "crowd", "crowd-accurate"])
+@pytest.mark.parametrize("name", ["cells", "mall", "crowd"])
 def test_recipe_parses_and_names_its_model(name: str) -> None:
     cfg = TrainConfig.from_toml(RECIPES / f"{name}.toml")
     assert cfg.name == name and cfg.out == f"runs/{name}"
@@ -22,10 +22,12 @@ def test_recipe_parses_and_names_its_model(name: str) -> None:
 
 
 def test_crowd_accurate_is_the_wide_u_net_on_shanghaitech_b() -> None:
-    """crowd-accurate keeps the recipe it was trained with (U-Net-16x2, ShanghaiTech B only)."""
+    """The retired crowd-accurate keeps the recipe it was trained with (U-Net-16x2, ShanghaiTech B
+    only), and no longer ships."""
     accurate = TrainConfig.from_toml(RECIPES / "crowd-accurate.toml")
     assert (accurate.arch, accurate.filters, accurate.growth) == ("unet", 16, 2)
     assert accurate.data == "data/shb-half-s4" and accurate.patch == 192
+    assert not (MODELS / "crowd-accurate.onnx").exists()
 
 
 def test_crowd_and_mall_are_the_pretrained_u_net_without_decoder_norm() -> None:
