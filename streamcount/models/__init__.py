@@ -33,16 +33,12 @@ def int8_variant(model: str | Path) -> Path | None:
     The bundled models ship theirs there (``models/int8/crowd.onnx``), and
     ``streamcount export CKPT --out DIR/int8/NAME.onnx --int8`` puts a user's model's there.
     """
-    text = str(model)
-    models = bundled_models()
-    if text in models:
-        path = models[text]
-    elif Path(text).suffix.lower() == ".onnx":
-        path = Path(text).expanduser()
-    else:
+    try:
+        path = resolve_model(model)
+    except (InputError, ModelError):
         return None
     variant = path.parent / "int8" / path.name
-    return variant if variant.is_file() and variant != path else None
+    return variant if variant.is_file() else None
 
 
 def model_card(name: str) -> str:
