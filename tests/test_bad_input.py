@@ -187,6 +187,10 @@ CASES = [
     ("train-bad-recipe", ["train", "--recipe", P("bad_recipe")], {2}, "bad.toml"),
     ("train-unknown-arch", ["train", "--data", P("bad_h5"), "--arch", "resnet9000", "--epochs",
                             "1"], {2}, "resnet9000"),
+    ("train-scale-prob-above-1", ["train", "--data", P("bad_h5"), "--scale-prob", "1.5",
+                                  "--epochs", "1"], {2}, "scale_prob = 1.5"),
+    ("train-negative-brightness", ["train", "--data", P("bad_h5"), "--brightness", "-0.2",
+                                   "--epochs", "1"], {2}, "brightness = -0.2"),
     # evaluate, calibrate, export: checkpoints
     ("evaluate-missing-ckpt", ["evaluate", J("dir", "nope.pt"), "--data", P("bad_h5")], {2, 4},
      "nope.pt"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from streamcount.errors import InputError
 from streamcount.training.density import resize_density
 
 
@@ -35,6 +36,16 @@ class AugmentConfig:
     brightness: float = 0.0
     contrast: float = 0.0
     gray_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        probabilities = ("scale_prob", "gray_prob")
+        factors = ("scale_jitter", "brightness", "contrast")  # x in [1 - j, 1 + j], above 0
+        bad = [f"{k} = {getattr(self, k)} (a probability: 0 to 1)" for k in probabilities
+               if not 0.0 <= getattr(self, k) <= 1.0]
+        bad += [f"{k} = {getattr(self, k)} (a relative range: 0 to below 1)" for k in factors
+                if not 0.0 <= getattr(self, k) < 1.0]
+        if bad:
+            raise InputError(f"augmentation setting out of range: {'; '.join(bad)}")
 
 
 def normalize_image(img: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
