@@ -191,6 +191,8 @@ CASES = [
                                   "--epochs", "1"], {2}, "scale_prob = 1.5"),
     ("train-negative-brightness", ["train", "--data", P("bad_h5"), "--brightness", "-0.2",
                                    "--epochs", "1"], {2}, "brightness = -0.2"),
+    ("train-jpeg-quality-zero", ["train", "--data", P("bad_h5"), "--jpeg-quality", "0",
+                                 "--epochs", "1"], {2}, "jpeg_quality = 0"),
     # evaluate, calibrate, export: checkpoints
     ("evaluate-missing-ckpt", ["evaluate", J("dir", "nope.pt"), "--data", P("bad_h5")], {2, 4},
      "nope.pt"),

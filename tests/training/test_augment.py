@@ -40,3 +40,44 @@ def test_scale_prob_one_draws_as_before() -> None:
     same = [np.array_equal(a[k][0], b[k][0]) for k in range(20)]
     assert all(same)
     assert not all(np.array_equal(a[k][0], c[k][0]) for k in range(20))
+
+
+def _sharpness(x: np.ndarray) -> float:
+    """Mean absolute difference of horizontal neighbours (a blur lowers it)."""
+    return float(np.abs(np.diff(x, axis=2)).mean())
+
+
+@pytest.mark.parametrize(("setting", "prob"), [("blur_prob", 0.5), ("blur_prob", 1.0),
+                                               ("jpeg_prob", 0.5), ("jpeg_prob", 1.0)])
+def test_blur_and_jpeg_change_that_share_and_keep_the_count(setting: str, prob: float) -> None:
+    plain = _dataset(AugmentConfig(hflip=False), n=100)
+    ds = _dataset(AugmentConfig(hflip=False, **{setting: prob, "jpeg_quality": 20}), n=100)
+    changed = []
+    for k in range(len(ds)):
+        x, y = ds[k]
+        x0, _ = plain[k]
+        assert float(y.sum()) == pytest.approx(5.0, rel=1e-4)  # pixels only: counts stay
+        assert x.shape == x0.shape
+        changed.append(not np.array_equal(x, x0))
+        if changed[-1]:
+            # random noise images: both a blur and a strong JPEG smooth them
+            assert _sharpness(x) < _sharpness(x0)
+    assert np.mean(changed) == pytest.approx(prob, abs=0.15)
+
+
+def test_blur_and_jpeg_keep_the_stream_when_off() -> None:
+    """Off (the default), the options draw nothing: older recipes' random streams are kept."""
+    a = _dataset(AugmentConfig(scale_jitter=0.3, brightness=0.2), n=20)
+    b = _dataset(AugmentConfig(scale_jitter=0.3, brightness=0.2, blur_sigma=3.0,
+                               jpeg_quality=50), n=20)
+    assert all(np.array_equal(a[k][0], b[k][0]) for k in range(20))
+
+
+def test_jpeg_on_a_grey_patch() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (32, 32, 1), dtype=np.uint8)]
+    ds = PatchDataset(images, [np.zeros((32, 32), np.float32)], patch=16, samples_per_epoch=4,
+                      aug=AugmentConfig(jpeg_prob=1.0, blur_prob=1.0), mean=np.zeros(1),
+                      std=np.ones(1), density_scale=1.0)
+    ds.set_epoch(0)
+    assert ds[0][0].shape == (1, 16, 16)
