@@ -76,7 +76,8 @@ def jpeg_round_trip(img: np.ndarray, quality: int) -> np.ndarray:
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         return img
     flag = cv2.IMREAD_GRAYSCALE if img.shape[2] == 1 else cv2.IMREAD_COLOR
-    return cv2.imdecode(buf, flag).reshape(img.shape)
+    out = cv2.imdecode(buf, flag)
+    return img if out is None else out.reshape(img.shape)
 
 
 def normalize_image(img: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
