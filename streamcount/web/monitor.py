@@ -276,6 +276,9 @@ class WebSink(Sink):
     def _encode_loop(self) -> None:
         import cv2
 
+        from streamcount.web.server import lower_thread_priority
+
+        lower_thread_priority()
         params = [int(cv2.IMWRITE_JPEG_QUALITY), self.quality]
         while True:
             with self._cond:

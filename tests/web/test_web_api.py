@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -600,3 +601,42 @@ def test_token_guard_refuses_websockets_it_cannot_check() -> None:
     asyncio.run(guard({"type": "websocket", "headers": [], "query_string": b""}, receive, send))
     asyncio.run(guard({"type": "lifespan"}, receive, send))
     assert reached == ["lifespan"] and sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_web_threads_yield_to_counting() -> None:
+    """The server and encoder threads run at a lower CPU priority than the counting threads."""
+    import os
+
+    from streamcount.web.server import BACKGROUND_NICE, lower_thread_priority
+
+    seen: dict[str, Any] = {}
+
+    def probe() -> None:
+        seen["lowered"] = lower_thread_priority()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen["lowered"] is True
+    assert seen["nice"] == min(19, mine + BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # caller unchanged
+    from starlette.applications import Starlette
+
+    server = BackgroundServer(Starlette(), "127.0.0.1", 0)
+    sink = WebSink("127.0.0.1", 0)
+    server.start()
+    sink.open()
+    try:
+        for thread in (server.thread, sink._encoder, sink.server.thread):
+            assert thread is not None and thread.native_id is not None
+            deadline = time.monotonic() + 5  # a thread lowers itself when it starts
+            while (os.getpriority(os.PRIO_PROCESS, thread.native_id) != seen["nice"]
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == seen["nice"]
+    finally:
+        sink.close()
+        server.stop()

@@ -69,32 +69,55 @@ function render(status) {
     n.dataset.frames = String(src.frames);
     n.querySelector(".state").textContent = (src.state || "") + " · frame " + (src.frame ?? "–")
       + (src.error ? " · " + src.error : "");
-    const body = n.querySelector("table.zones tbody");
-    body.replaceChildren();
-    for (const [zone, v] of Object.entries(src.zones || {})) {
-      const tr = document.createElement("tr");
-      tr.dataset.zone = zone;
-      const name = document.createElement("td");
-      name.textContent = zone;
-      const raw = document.createElement("td");
-      raw.className = "num zone-count";
-      raw.textContent = fmt(v, 2);
-      raw.dataset.value = String(v);
-      const sm = document.createElement("td");
-      sm.className = "num";
-      sm.textContent = fmt((src.zones_smoothed || {})[zone], 2);
-      tr.append(name, raw, sm);
-      body.appendChild(tr);
+    // zones, alerts and the chart are rebuilt only when they changed: a page left open for
+    // hours should cost the machine that counts as little as it can
+    const zonesKey = JSON.stringify([src.zones, src.zones_smoothed]);
+    if (card.zonesKey !== zonesKey) {
+      card.zonesKey = zonesKey;
+      renderZones(n, src);
     }
-    const ul = n.querySelector("ul.alerts");
-    ul.replaceChildren();
-    for (const a of (src.alerts || []).slice().reverse()) {
-      const li = document.createElement("li");
-      li.className = a.event;
-      li.textContent = new Date(a.time * 1000).toLocaleTimeString() + "  " + a.text;
-      ul.appendChild(li);
+    const alertsKey = JSON.stringify(src.alerts || []);
+    if (card.alertsKey !== alertsKey) {
+      card.alertsKey = alertsKey;
+      renderAlerts(n, src);
     }
-    drawChart(n.querySelector("canvas.chart"), src.history);
+    const hist = src.history || [];
+    const chartKey = hist.length + ":" + (hist.length ? hist[hist.length - 1][0] : "");
+    if (card.chartKey !== chartKey) {
+      card.chartKey = chartKey;
+      drawChart(n.querySelector("canvas.chart"), hist);
+    }
+  }
+}
+
+function renderZones(n, src) {
+  const body = n.querySelector("table.zones tbody");
+  body.replaceChildren();
+  for (const [zone, v] of Object.entries(src.zones || {})) {
+    const tr = document.createElement("tr");
+    tr.dataset.zone = zone;
+    const name = document.createElement("td");
+    name.textContent = zone;
+    const raw = document.createElement("td");
+    raw.className = "num zone-count";
+    raw.textContent = fmt(v, 2);
+    raw.dataset.value = String(v);
+    const sm = document.createElement("td");
+    sm.className = "num";
+    sm.textContent = fmt((src.zones_smoothed || {})[zone], 2);
+    tr.append(name, raw, sm);
+    body.appendChild(tr);
+  }
+}
+
+function renderAlerts(n, src) {
+  const ul = n.querySelector("ul.alerts");
+  ul.replaceChildren();
+  for (const a of (src.alerts || []).slice().reverse()) {
+    const li = document.createElement("li");
+    li.className = a.event;
+    li.textContent = new Date(a.time * 1000).toLocaleTimeString() + "  " + a.text;
+    ul.appendChild(li);
   }
 }
 
