@@ -347,6 +347,7 @@ class WebSink(Sink):
             "zones": self.zones.names,
             "zone_file": str(self.zone_file) if self.zone_file is not None else None,
             "uptime_s": round(time.time() - self.started, 1),
+            "picture_fps": round(1.0 / self.period, 3),
         }
 
     def feed(self, sid: str) -> _Feed:

@@ -1,7 +1,9 @@
 // The live monitor: polls /api/status, refreshes each source's JPEG, draws a small chart.
 "use strict";
-const POLL_MS = 500;
+const POLL_MS = 1000; // figures once a second (each poll costs the browser ~0.4% of a core)
+const CHART_MS = 1000; // the chart is redrawn at most once a second
 const cards = new Map();
+let pictureMs = 500; // from the server's picture rate (status.picture_fps)
 
 function fmt(v, digits = 1) {
   return (v === undefined || v === null) ? "–" : Number(v).toFixed(digits);
@@ -15,8 +17,11 @@ function makeCard(src) {
   node.querySelector(".name").title = src.name;
   document.getElementById("sources").appendChild(node);
   const img = node.querySelector("img.frame");
-  const card = { node, img, loading: false };
-  const next = () => setTimeout(() => refreshImage(src.id, card), 250);
+  const card = { node, img, loading: false, asked: 0, drawn: 0 };
+  // the next picture one picture period after the last was asked for (never sooner than
+  // it loaded): no request fetches a picture the server has not yet made
+  const next = () => setTimeout(() => refreshImage(src.id, card),
+    Math.max(0, card.asked + pictureMs - Date.now()));
   img.addEventListener("load", next);
   img.addEventListener("error", () => setTimeout(() => refreshImage(src.id, card), 1000));
   refreshImage(src.id, card);
@@ -26,6 +31,7 @@ function makeCard(src) {
 
 function refreshImage(id, card) {
   // one request at a time per source: a slow browser never queues pictures
+  card.asked = Date.now();
   card.img.src = "/api/frame/" + encodeURIComponent(id) + "?t=" + Date.now();
 }
 
@@ -58,6 +64,7 @@ function render(status) {
   document.getElementById("engine-fps").textContent = fmt(status.engine_fps);
   document.getElementById("e2e-fps").textContent = fmt(status.e2e_fps);
   document.getElementById("uptime").textContent = "up " + Math.round(status.uptime_s) + " s";
+  if (status.picture_fps > 0) pictureMs = Math.max(100, 1000 / status.picture_fps);
   for (const src of status.sources) {
     const card = cards.get(src.id) || makeCard(src);
     const n = card.node;
@@ -83,8 +90,9 @@ function render(status) {
     }
     const hist = src.history || [];
     const chartKey = hist.length + ":" + (hist.length ? hist[hist.length - 1][0] : "");
-    if (card.chartKey !== chartKey) {
+    if (card.chartKey !== chartKey && Date.now() - card.drawn >= CHART_MS) {
       card.chartKey = chartKey;
+      card.drawn = Date.now();
       drawChart(n.querySelector("canvas.chart"), hist);
     }
   }
