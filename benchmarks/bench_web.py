@@ -190,15 +190,24 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=5, help="rounds")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
     p.add_argument("--frames", type=int, default=2000, help="frames per run")
+    p.add_argument("--modes", default="none,web,requests,browser",
+                   help="which settings to run (none, web, requests, browser; none always runs): "
+                        "fewer settings leave time for more rounds")
     p.add_argument("--web-fps", type=float, default=None,
                    help="pictures per second of the monitor (default: streamcount's default)")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = p.parse_args()
     clip = str(long_clip(args.clip, args.frames, Path(tempfile.mkdtemp())))
     driver = chromium()
-    modes = {"without --web": (False, ""), "--web, no browser": (True, ""),
+    every = {"without --web": (False, ""), "--web, no browser": (True, ""),
              "--web + the page's requests (no browser)": (True, "http"),
              "--web + browser": (True, "browser")}
+    keys = dict(zip(("none", "web", "requests", "browser"), every, strict=True))
+    unknown = [k for k in args.modes.split(",") if k not in keys]
+    if unknown:
+        raise SystemExit(f"--modes: unknown {', '.join(unknown)} (known: {', '.join(keys)})")
+    chosen = {keys[k] for k in args.modes.split(",")} | {"without --web"}
+    modes = {m: v for m, v in every.items() if m in chosen}
     fps: dict[str, list[float]] = {m: [] for m in modes}
     steady: dict[str, list[float]] = {m: [] for m in modes}
     try:
