@@ -38,12 +38,9 @@ def _blur(sigma: float) -> Perturbation:
 
 
 def _jpeg(quality: int) -> Perturbation:
-    def run(img: np.ndarray) -> np.ndarray:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        assert ok
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    from streamcount.training.data import jpeg_round_trip
 
-    return run
+    return lambda img: jpeg_round_trip(img, quality)
 
 
 PERTURBATIONS: dict[str, Perturbation] = {

@@ -1,7 +1,6 @@
 // The live monitor: polls /api/status, refreshes each source's JPEG, draws a small chart.
 "use strict";
 const POLL_MS = 1000; // figures once a second (each poll costs the browser ~0.4% of a core)
-const CHART_MS = 1000; // the chart is redrawn at most once a second
 const cards = new Map();
 let pictureMs = 500; // from the server's picture rate (status.picture_fps)
 
@@ -17,7 +16,7 @@ function makeCard(src) {
   node.querySelector(".name").title = src.name;
   document.getElementById("sources").appendChild(node);
   const img = node.querySelector("img.frame");
-  const card = { node, img, loading: false, asked: 0, drawn: 0 };
+  const card = { node, img, loading: false, asked: 0 };
   // the next picture one picture period after the last was asked for (never sooner than
   // it loaded): no request fetches a picture the server has not yet made
   const next = () => setTimeout(() => refreshImage(src.id, card),
@@ -90,9 +89,8 @@ function render(status) {
     }
     const hist = src.history || [];
     const chartKey = hist.length + ":" + (hist.length ? hist[hist.length - 1][0] : "");
-    if (card.chartKey !== chartKey && Date.now() - card.drawn >= CHART_MS) {
+    if (card.chartKey !== chartKey) {
       card.chartKey = chartKey;
-      card.drawn = Date.now();
       drawChart(n.querySelector("canvas.chart"), hist);
     }
   }
