@@ -50,7 +50,7 @@ def _interrupt(cmd: list[str], ready, timeout: float = 120) -> tuple[int, str]:
     deadline = time.time() + timeout
     while (not (_catches_sigint(proc.pid) and ready(proc.pid)) and proc.poll() is None
            and time.time() < deadline):
-        time.sleep(0.05)
+        time.sleep(0.005)  # the window (a split being written) can be short
     assert proc.poll() is None, "finished before it could be interrupted: make the input bigger"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -73,7 +73,7 @@ def _cells(folder: Path, n: int) -> Path:
 
 def test_ctrl_c_during_prepare_leaves_no_split(tmp_path: Path) -> None:
     pytest.importorskip("h5py", reason="prepare needs the train extra (h5py)")
-    root = _cells(tmp_path / "cells", 800)
+    root = _cells(tmp_path / "cells", 1600)
     # On a fast machine the run can end in the few milliseconds between our check and the
     # signal (exit 0, complete splits): then try again; one of three tries must be interrupted.
     for attempt in range(3):
