@@ -103,7 +103,7 @@ def poll_like_the_page(port: int, stop: threading.Event) -> None:
     base = f"http://127.0.0.1:{port}"
     next_status = 0.0
     ids: list[str] = []
-    period = 0.5
+    period = 1.0 / defaults.WEB_FPS
     while not stop.is_set():
         now = time.monotonic()
         try:
@@ -111,7 +111,7 @@ def poll_like_the_page(port: int, stop: threading.Event) -> None:
                 with urllib.request.urlopen(base + "/api/status", timeout=2) as r:
                     status = json.loads(r.read())
                 ids = [src["id"] for src in status["sources"]]
-                period = 1.0 / status.get("picture_fps", 2.0)
+                period = 1.0 / status.get("picture_fps", defaults.WEB_FPS)
                 next_status = now + 1.0
             for sid in ids:
                 with urllib.request.urlopen(f"{base}/api/frame/{sid}", timeout=2) as r:
@@ -197,17 +197,18 @@ def main() -> None:
                    help="pictures per second of the monitor (default: streamcount's default)")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = p.parse_args()
-    clip = str(long_clip(args.clip, args.frames, Path(tempfile.mkdtemp())))
-    driver = chromium()
     every = {"without --web": (False, ""), "--web, no browser": (True, ""),
              "--web + the page's requests (no browser)": (True, "http"),
              "--web + browser": (True, "browser")}
     keys = dict(zip(("none", "web", "requests", "browser"), every, strict=True))
-    unknown = [k for k in args.modes.split(",") if k not in keys]
+    asked = args.modes.split(",")
+    unknown = [k for k in asked if k not in keys]
     if unknown:
         raise SystemExit(f"--modes: unknown {', '.join(unknown)} (known: {', '.join(keys)})")
-    chosen = {keys[k] for k in args.modes.split(",")} | {"without --web"}
+    chosen = {keys[k] for k in asked} | {"without --web"}
     modes = {m: v for m, v in every.items() if m in chosen}
+    clip = str(long_clip(args.clip, args.frames, Path(tempfile.mkdtemp())))
+    driver = chromium()
     fps: dict[str, list[float]] = {m: [] for m in modes}
     steady: dict[str, list[float]] = {m: [] for m in modes}
     try:
