@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO
@@ -37,8 +38,13 @@ def test_pack_then_run_trains_and_exports_every_model(blob_dataset: Path, tmp_pa
     out = tmp_path / "out"
     summary = runmod.run(tmp_path / "pack.h5", out, budget_s=5, device="cpu", batch=8,
                          workers=0, overrides={"samples_per_epoch": 16, "patch": 32},
-                         max_epochs=1)
+                         max_epochs=1, work=tmp_path / "work")
     assert set(summary["models"]) == {"crowd", "mall", "cells"}
+    # only what comes back from a device call (8 files at most) is written under OUT
+    returned = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert returned == ["models/cells.onnx", "models/cells.pt", "models/crowd.onnx",
+                        "models/crowd.pt", "models/mall.onnx", "models/mall.pt", "summary.json"]
+    assert (tmp_path / "work" / "runs" / "crowd" / "best.pt").is_file()
     for name, m in summary["models"].items():
         assert m["epochs"] >= 1 and "mae" in m["best_val"]
         onnx_path = out / "models" / f"{name}.onnx"
@@ -46,3 +52,29 @@ def test_pack_then_run_trains_and_exports_every_model(blob_dataset: Path, tmp_pa
         assert (out / "models" / f"{name}.pt").is_file()
     saved = json.loads((out / "summary.json").read_text())
     assert saved["device"] == "cpu" and saved["models"]["mall"]["best_val"]
+
+
+@pytest.mark.parametrize(("source", "lossless"), [("cells", True), ("synthetic", False)])
+def test_pack_keeps_cells_lossless(blob_dataset: Path, tmp_path: Path, source: str,
+                                   lossless: bool) -> None:
+    """Synthetic cells travel bit-exact (WebP at 95 shifted a model's counts by +2.6 cells);
+    photos are compressed."""
+    import cv2
+    import h5py
+
+    from streamcount.training.gpu import pack as packmod
+    from streamcount.training.store import read_split
+
+    folder = tmp_path / "cells"
+    shutil.copytree(blob_dataset, folder)
+    for split in ("train", "val"):
+        with h5py.File(folder / f"{split}.h5", "a") as h5:
+            h5.attrs["source"] = source
+    packmod.pack([folder], tmp_path / "pack.h5", quality=50)
+    originals = [rec["image"] for rec in read_split(folder / "train.h5")]
+    with h5py.File(tmp_path / "pack.h5") as h5:
+        g = h5["cells/train"]
+        decoded = [cv2.imdecode(g[k]["image"][()], cv2.IMREAD_COLOR)[..., ::-1]
+                   for k in sorted(g)]
+    exact = [np.array_equal(d, o) for d, o in zip(decoded, originals, strict=True)]
+    assert all(exact) if lossless else not any(exact)

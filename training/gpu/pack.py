@@ -1,6 +1,6 @@
 """Pack prepared splits into one compact HDF5 file that travels to a GPU machine.
 
-Per data folder and split: WebP bytes (quality 80; the synthetic cells at 95), the points, and
+Per data folder and split: WebP bytes (quality 80; the synthetic cells lossless), the points, and
 the kernel the densities were made with; densities are rebuilt from the points on arrival (a
 perspective kernel becomes a fixed one of the same mean sigma: the models compare 4x4 block
 sums, where the kernel matters little). An image that two folders share (Mall in two splits)
@@ -35,6 +35,8 @@ from streamcount.errors import InputError
 #: What one device call carries: the working tree and the named paths together.
 CALL_BYTES = 64 * 1024 * 1024
 MARGIN_BYTES = 2 * 1024 * 1024
+#: OpenCV's WebP quality above 100 selects lossless coding.
+LOSSLESS = 101
 
 
 def tree_bytes(root: Path) -> int:
@@ -88,7 +90,10 @@ def pack(folders: list[Path], out: Path, quality: int = 80, weights: bool = True
                 for k, v in info.items():
                     if isinstance(v, (int, float, str, np.integer, np.floating)):
                         g.attrs[k] = v
-                q = max(quality, 95) if info.get("source") == "cells" else quality
+                # the synthetic cells go lossless: trained on WebP at quality 95, a model counted
+                # +2.6 more cells on the original PNGs than on the WebP copies (GPU run of
+                # 2026-11-27, docs/benchmarks.md)
+                q = LOSSLESS if info.get("source") == "cells" else quality
                 # densities are rebuilt on arrival with the split's fixed sigma (4 px otherwise)
                 sigma = float(info.get("sigma") or 4.0)
                 for i, rec in enumerate(read_split(folder / f"{split}.h5")):

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -93,7 +94,7 @@ def unpack(pack: Path, out: Path) -> dict[str, Path]:
     return folders
 
 
-def gpu_config(name: str, folders: dict[str, Path], out: Path, device: str, batch: int,
+def gpu_config(name: str, folders: dict[str, Path], work: Path, device: str, batch: int,
                workers: int, overrides: dict[str, Any] | None = None) -> Any:
     """The recipe of ``name`` with its data folders from the pack and the GPU overrides."""
     from streamcount.training.config import TrainConfig
@@ -105,8 +106,8 @@ def gpu_config(name: str, folders: dict[str, Path], out: Path, device: str, batc
             raise InputError(f"the pack has no {d.name} (needed by the {name} recipe)")
         dirs.append(str(folders[d.name]))
     lr = cfg.lr * math.sqrt(batch / cfg.batch_size)
-    init = str(out / "runs" / "crowd" / "best.pt") if cfg.init else ""
-    cfg = replace(cfg, data=",".join(dirs), out=str(out / "runs" / name), device=device,
+    init = str(work / "runs" / "crowd" / "best.pt") if cfg.init else ""
+    cfg = replace(cfg, data=",".join(dirs), out=str(work / "runs" / name), device=device,
                   batch_size=batch, lr=lr, workers=workers, threads=0, precision="auto",
                   samples_per_epoch=max(cfg.samples_per_epoch, batch), init=init)
     return replace(cfg, **(overrides or {}))
@@ -134,15 +135,23 @@ class _NoProgress:
 
 def run(pack: Path, out: Path, budget_s: float, device: str = "auto", batch: int = 64,
         workers: int = 8, models: tuple[str, ...] = ("crowd", "mall", "cells"),
-        overrides: dict[str, Any] | None = None, max_epochs: int | None = None) -> dict:
-    """Unpack, train, export; returns (and writes) the summary."""
+        overrides: dict[str, Any] | None = None, max_epochs: int | None = None,
+        work: Path | None = None) -> dict:
+    """Unpack, train, export; returns (and writes) the summary.
+
+    Only ``OUT/models/*`` and ``OUT/summary.json`` are written under ``out`` (what a device call
+    brings back is a handful of files); the unpacked splits and the run folders go to ``work``
+    (default: a new temporary folder).
+    """
     from streamcount.exports.onnx import export_checkpoint
     from streamcount.training.checkpoint import slim_copy
     from streamcount.training.trainer import Trainer, pick_device
 
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    folders = unpack(pack, out / "data")
+    if work is None:
+        work = Path(tempfile.mkdtemp(prefix="streamcount-gpu-"))
+    folders = unpack(pack, work / "data")
     dev = pick_device(device)
     summary: dict[str, Any] = {"device": _device_name(dev), "budget_s": budget_s, "models": {}}
     unpack_s = time.perf_counter() - t_start
@@ -152,7 +161,7 @@ def run(pack: Path, out: Path, budget_s: float, device: str = "auto", batch: int
     for name in (m for m, _ in PLAN if m in models):
         t0 = time.perf_counter()
         budget = left * shares[name] / total_share
-        cfg = gpu_config(name, folders, out, dev, batch, workers, overrides)
+        cfg = gpu_config(name, folders, work, dev, batch, workers, overrides)
         if cfg.init and not Path(cfg.init).is_file():
             cfg = replace(cfg, init="")  # crowd not trained in this run: mall from ImageNet
         per_epoch = probe_seconds_per_epoch(cfg)
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--models", default="crowd,mall,cells")
+    ap.add_argument("--work", type=Path,
+                    help="folder for the unpacked data and the runs (default: a temporary one)")
     ap.add_argument("--samples-per-epoch", type=int, help="override (tiny CPU runs)")
     ap.add_argument("--patch", type=int, help="override (tiny CPU runs)")
     args = ap.parse_args(argv)
@@ -208,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: pack {args.pack} not found: make it with "
                          "python training/gpu/pack.py (see docs/gpu-runbook.md)")
     s = run(args.pack, args.out, args.budget_s, args.device, args.batch, args.workers,
-            tuple(m.strip() for m in args.models.split(",") if m.strip()), over)
+            tuple(m.strip() for m in args.models.split(",") if m.strip()), over,
+            work=args.work)
     print(json.dumps(s, indent=2))
     return 0
 
