@@ -17,6 +17,8 @@ MODEL = "crowd"
 DEVICE = "auto"
 #: Inference threads (0: one per core).
 THREADS = 0
+#: Engine threads for the per-frame work around the model in a batch (0: one per core, <= 8).
+HOST_THREADS = 0
 #: Model precision: ``auto`` (int8 where the CPU has VNNI/AMX and a variant ships), ``fp32``.
 PRECISION = "auto"
 #: Count smoothing for the displayed and alerted counts.

@@ -12,10 +12,14 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,11 +67,17 @@ class Counter:
         cache_dir: TensorRT engine cache.
         precision: ``auto`` (int8 where the CPU has VNNI/AMX and the bundled model ships an
             int8 variant; fp32 otherwise), ``fp32`` or ``int8``.
+        host_threads: Threads for the per-frame work around the model (resize, normalisation,
+            the fp16 cast, the density's sum and its resampling to frame size) in batches of
+            several frames; 0: one per core, up to 8; 1: none (all in the calling thread).
+            Batches of one frame always run in the calling thread.
 
     Attributes:
         device: The provider really in use (``cpu``, ``cuda`` or ``tensorrt``).
         precision: The precision really in use, with ``precision_reason`` saying why.
         metadata: The model's :class:`~streamcount.metadata.ModelMetadata`.
+        session_ms: Time the last :meth:`count_batch` spent inside ONNX Runtime (its
+            ``latency_ms`` less this is the host's work around the model).
     """
 
     def __init__(
@@ -80,7 +90,12 @@ class Counter:
         max_side: int | None = None,
         cache_dir: Path | None = None,
         precision: str = "auto",
+        host_threads: int = defaults.HOST_THREADS,
     ) -> None:
+        if host_threads < 0:
+            from streamcount.errors import InputError
+
+            raise InputError(f"host threads must be 0 (automatic) or more, got {host_threads}")
         self.model_path = resolve_model(model)
         variant = int8_variant(model)
         on_cpu = device == "cpu" or (device == "auto" and not gpu_providers_present()["cuda"])
@@ -106,8 +121,11 @@ class Counter:
 
             raise InputError(f"--gain must be between 0.05 and 20, got {gain}")
         self.gain = float(gain)
-        self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
+        self._buffers: dict[tuple[int, int, int, str], np.ndarray] = {}
         self._io_binding = self.device in ("cuda", "tensorrt")
+        self.host_threads = host_threads or min(8, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self.session_ms = 0.0
 
     @property
     def name(self) -> str:
@@ -147,6 +165,7 @@ class Counter:
     def count_batch(self, frames: Sequence[np.ndarray]) -> list[CountResult]:
         """Count several frames; frames of one size run as one batch."""
         t0 = time.perf_counter()
+        self.session_ms = 0.0
         results: list[CountResult | None] = [None] * len(frames)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, f in enumerate(frames):
@@ -154,12 +173,16 @@ class Counter:
             groups.setdefault(hw, []).append(i)
         for (h, w), idx in groups.items():
             dens = self._densities([frames[i] for i in idx])
-            for i, d in zip(idx, dens, strict=True):
+
+            def post(d: np.ndarray, hw: tuple[int, int] = (h, w)) -> CountResult:
                 # a count is never negative (models without a clamp in their head can sum
                 # slightly below zero on blank frames); the map itself is left as calibrated
                 c = float(d.sum(dtype=np.float64))
                 c = max(0.0, c) if np.isfinite(c) else c  # NaN stays NaN: the pipeline skips it
-                results[i] = CountResult(c, density_to_frame(d, (h, w)), 0.0)
+                return CountResult(c, density_to_frame(d, hw), 0.0)
+
+            for i, r in zip(idx, self._map(post, dens), strict=True):
+                results[i] = r
         ms = (time.perf_counter() - t0) * 1000.0
         done: list[CountResult] = []
         for r in results:
@@ -170,6 +193,19 @@ class Counter:
         return done
 
     # -- internals ------------------------------------------------------------------------
+    def _map(self, fn: Any, items: Sequence[Any]) -> list[Any]:
+        """``[fn(x) for x in items]``, on the host threads when there are several items.
+
+        OpenCV's resize and NumPy's element-wise loops release the GIL, so the per-frame work
+        of a batch runs in parallel (a GPU's batch is otherwise waiting on one CPU core).
+        """
+        if len(items) < 2 or self.host_threads < 2:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.host_threads, thread_name_prefix="engine-host")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+        return list(self._pool.map(fn, items))
+
     def _densities(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Model-space density maps (divided by the density scale) of same-size frames."""
         h, w = frames[0].shape[:2]
@@ -179,24 +215,32 @@ class Counter:
         m = max(1, int(self.metadata.size_multiple))
         ph, pw = -(-mh // m) * m, -(-mw // m) * m
         buf = self._buffer(len(frames), ph, pw)
-        for k, f in enumerate(frames):
-            self.pre(f, out=buf[k, :, :mh, :mw])
-        out = self._run(buf)
+        cast = None if self.input_dtype == np.float32 else \
+            self._buffer(len(frames), ph, pw, self.input_dtype)
+
+        def pre(k: int) -> None:
+            self.pre(frames[k], out=buf[k, :, :mh, :mw])
+            if cast is not None:
+                cast[k] = buf[k]  # the fp16 cast, frame by frame on the host threads
+
+        self._map(pre, range(len(frames)))
+        out = self._run(buf if cast is None else cast)
         scale = float(self.metadata.density_scale) / self.gain
         return [out[k, 0, :mh, :mw] / scale for k in range(len(frames))]
 
-    def _buffer(self, n: int, h: int, w: int) -> np.ndarray:
-        key = (n, h, w)
+    def _buffer(self, n: int, h: int, w: int, dtype: Any = np.float32) -> np.ndarray:
+        key = (n, h, w, np.dtype(dtype).name)
         buf = self._buffers.get(key)
         if buf is None:
             if len(self._buffers) > 8:  # frame sizes changed a lot: do not grow without bound
                 self._buffers.clear()
-            buf = np.zeros((n, self.pre.channels, h, w), np.float32)
+            buf = np.zeros((n, self.pre.channels, h, w), dtype)
             self._buffers[key] = buf
         return buf
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        x = batch if self.input_dtype == np.float32 else batch.astype(self.input_dtype)
+        t0 = time.perf_counter()
+        x = batch if batch.dtype == self.input_dtype else batch.astype(self.input_dtype)
         if self._io_binding:
             binding = self.session.io_binding()
             binding.bind_cpu_input(self.input_name, x)
@@ -205,6 +249,7 @@ class Counter:
             out = binding.copy_outputs_to_cpu()[0]
         else:
             out = self.session.run([self.output_name], {self.input_name: x})[0]
+        self.session_ms += (time.perf_counter() - t0) * 1000.0
         return out.astype(np.float32, copy=False)
 
     def _tiled(self, x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from streamcount import defaults
 from streamcount.errors import InputError
 from streamcount.precision import PRECISIONS
 
@@ -27,7 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", help="bundled name or .onnx (repeatable)")
     p.add_argument("--size", action="append", help="frame size WxH (repeatable; 640x480)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=defaults.THREADS,
+                   help="ONNX Runtime intra-op threads (0: one per core)")
+    p.add_argument("--host-threads", type=int, action="append",
+                   help="threads for the per-frame work around the model in a batch "
+                        "(repeatable: --host-threads 1 --host-threads 0; default 0: one per core, "
+                        "up to 8)")
     p.add_argument("--precision", action="append", choices=list(PRECISIONS),
                    help="auto, fp32 or int8 (repeatable; default auto)")
     p.add_argument("--batch", type=int, action="append",
@@ -72,16 +78,22 @@ def bench_case(counter: BatchCounter, frame: np.ndarray, batch: int, seconds: fl
     for _ in range(3):  # warm-up: allocations, kernel selection
         counter.count_batch(frames)
     lat: list[float] = []
+    inside: list[float] = []
     t_end = time.perf_counter() + seconds
     while time.perf_counter() < t_end or len(lat) < 5:
         t0 = time.perf_counter()
         counter.count_batch(frames)
         lat.append((time.perf_counter() - t0) * 1000.0)
+        inside.append(float(getattr(counter, "session_ms", float("nan"))))
     med = statistics.median(lat)
+    session = statistics.median(inside)
     return {
         "median_ms": round(med, 2),
         "p95_ms": round(float(np.percentile(lat, 95)), 2),
         "fps": round(1000.0 * batch / med, 1),
+        # the host's share: pre- and post-processing around the ONNX Runtime call
+        "session_ms": round(session, 2),
+        "host_ms": round(med - session, 2),
         "runs": len(lat),
     }
 
@@ -112,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = [parse_size(s) for s in (args.size or ["640x480"])]
     base = _frame(args.frame)
     table = Table(title=f"streamcount bench ({platform.processor() or platform.machine()})")
-    for col in ("model", "precision", "provider", "frame", "model input", "batch", "median ms",
-                "p95 ms", "fps"):
+    for col in ("model", "precision", "provider", "frame", "model input", "batch",
+                "host threads", "median ms", "p95 ms", "fps", "in ORT ms", "host ms"):
         table.add_column(col)
     cases = [(m, p) for m in models for p in (args.precision or ["auto"])]
     batches = args.batch or [1]
@@ -122,8 +134,12 @@ def run(args: argparse.Namespace) -> int:
     tmp = tempfile.TemporaryDirectory()
     if args.fp16:
         cases += [(_fp16_copy(m, Path(tmp.name)), "fp32") for m in models]
-    for m, prec in cases:
-        counter = Counter(m, device=args.device, threads=args.threads, precision=prec)
+    host_threads = args.host_threads or [defaults.HOST_THREADS]
+    if any(t < 0 for t in host_threads):
+        raise InputError("--host-threads must be 0 (one per core) or more")
+    for (m, prec), ht in ((c, t) for c in cases for t in host_threads):
+        counter = Counter(m, device=args.device, threads=args.threads, precision=prec,
+                          host_threads=ht)
         for w, h in sizes:
             frame = cv2.resize(base, (w, h), interpolation=cv2.INTER_AREA)
             for batch in batches:
@@ -132,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
                 row = {"model": counter.name, "precision": counter.metadata.precision
                        if counter.metadata.precision == "fp16" else counter.precision,
                        "provider": counter.device, "frame": f"{w}x{h}",
-                       "model_input": f"{mw}x{mh}", "batch": batch, **res}  # fmt: skip
+                       "model_input": f"{mw}x{mh}", "batch": batch,
+                       "host_threads": counter.host_threads, **res}  # fmt: skip
                 if args.json:
                     print(json.dumps(row), flush=True)
                 else:

@@ -79,6 +79,25 @@ def test_fp16_variant_counts_close(exported_model: Path, tmp_path: Path) -> None
     img = cv2.imread(str(_images(tmp_path / "i", 1) / "0.png"))
     ref = Counter(exported_model, device="cpu").count(img).count
     assert half.count(img).count == pytest.approx(ref, rel=2e-2, abs=0.05)
+    imgs = [img, np.ascontiguousarray(img[:, ::-1]), img // 2]
+    many = half.count_batch(imgs)  # one batch, its frames prepared on the host threads
+    assert [r.count for r in many] == pytest.approx([half.count(x).count for x in imgs],
+                                                    rel=1e-6)
+    # a model whose input itself is float16: the engine casts each frame on the host threads
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from streamcount.exports.quantize import _split_shared_initializers
+
+    proto = onnx.load(str(exported_model))
+    _split_shared_initializers(proto)
+    io16 = convert_float_to_float16(proto, keep_io_types=False)
+    onnx.save(io16, str(tmp_path / "io16.onnx"))
+    c16 = Counter(tmp_path / "io16.onnx", device="cpu", host_threads=3)
+    assert c16.input_dtype == np.float16
+    got = [r.count for r in c16.count_batch(imgs)]
+    assert got == pytest.approx([c16.count(x).count for x in imgs], rel=1e-6)
+    assert got == pytest.approx([r.count for r in many], rel=2e-2, abs=0.05)
 
 
 def test_int8_variant_and_drift_refusal(exported_model: Path, tmp_path: Path) -> None:

@@ -27,14 +27,33 @@ def test_count_is_integral_of_density(tiny_model: Path) -> None:
     assert c.device == "cpu" and r.latency_ms > 0
 
 
-def test_batch_equals_single(tiny_model: Path) -> None:
-    c = Counter(tiny_model, device="cpu")
+@pytest.mark.parametrize("host_threads", [1, 3])
+def test_batch_equals_single(tiny_model: Path, host_threads: int) -> None:
+    c = Counter(tiny_model, device="cpu", host_threads=host_threads)
+    assert c.host_threads == host_threads
     rng = np.random.default_rng(1)
-    frames = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
-    frames.append(rng.integers(0, 256, (33, 21, 3), dtype=np.uint8))  # another size
+    frames = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(5)]
+    frames.insert(2, rng.integers(0, 256, (33, 21, 3), dtype=np.uint8))  # another size
+    frames.append(rng.integers(0, 256, (33, 21), dtype=np.uint8))  # grey, same size
     batch = c.count_batch(frames)
-    single = [c.count(f).count for f in frames]
-    assert [r.count for r in batch] == pytest.approx(single, rel=1e-6)
+    single = [c.count(f) for f in frames]
+    assert [r.count for r in batch] == pytest.approx([r.count for r in single], rel=1e-6)
+    for b, s, f in zip(batch, single, frames, strict=True):  # each result is its own frame's
+        assert b.density.shape == f.shape[:2]
+        np.testing.assert_allclose(b.density, s.density, rtol=1e-5, atol=1e-9)
+        assert b.batch == len(frames)
+
+
+def test_engine_time_is_split_into_session_and_host(tiny_model: Path) -> None:
+    c = Counter(tiny_model, device="cpu", host_threads=2)
+    frames = [np.full((64, 80, 3), 128, np.uint8)] * 4
+    r = c.count_batch(frames)[0]
+    assert 0 < c.session_ms < r.latency_ms
+
+
+def test_negative_host_threads_refused(tiny_model: Path) -> None:
+    with pytest.raises(InputError, match="host threads"):
+        Counter(tiny_model, device="cpu", host_threads=-1)
 
 
 @pytest.mark.parametrize("max_side,overlap", [(64, 16), (40, 8), (24, 0)])
