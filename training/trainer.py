@@ -7,7 +7,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ class TrainResult:
     baseline_mae: float
     seconds: float
     run_dir: Path
+    #: Where the run's time went, in seconds: ``loader_start`` (waiting for each epoch's first
+    #: batch), ``data_wait`` (waiting for the later batches), ``train`` (the whole training
+    #: epochs, both waits included), ``val``, ``save`` (checkpoints).
+    timing: dict[str, float] = field(default_factory=dict)
 
 
 def pick_device(name: str) -> str:
@@ -143,6 +148,7 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.run_dir = Path(cfg.out)
+        self.timing: defaultdict[str, float] = defaultdict(float)
 
     # -- set-up ---------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -469,12 +475,15 @@ class Trainer:
             for epoch in range(self.start_epoch, cfg.epochs):
                 t0 = time.perf_counter()
                 loss = self._train_epoch(epoch, progress, task)
+                self.timing["train"] += time.perf_counter() - t0
                 is_last = epoch == cfg.epochs - 1
                 val: dict[str, float] = {}
                 if not main:
                     continue
                 if self.val is not None and ((epoch + 1) % cfg.val_every == 0 or is_last):
+                    t_val = time.perf_counter()
                     val = self.validate()
+                    self.timing["val"] += time.perf_counter() - t_val
                     last_val = val
                     with (self.run_dir / "val.jsonl").open("a") as fh:  # every figure, per set
                         fh.write(json.dumps({"epoch": epoch, **val}) + "\n")
@@ -485,7 +494,9 @@ class Trainer:
                 elif self.val is None and is_last:
                     self.best_epoch = epoch
                     save_checkpoint(self._state(epoch, {}, full=False), self.run_dir / "best.pt")
+                t_save = time.perf_counter()
                 save_checkpoint(self._state(epoch, val, full=True), self.run_dir / "last.pt")
+                self.timing["save"] += time.perf_counter() - t_save
                 secs = time.perf_counter() - t0
                 with log_path.open("a", newline="") as fh:
                     csv.writer(fh).writerow([
@@ -507,6 +518,7 @@ class Trainer:
         return TrainResult(
             best_epoch=self.best_epoch, best_val=self.best_val, last_val=last_val,
             baseline_mae=baseline, seconds=time.perf_counter() - t_start, run_dir=self.run_dir,
+            timing={k: round(v, 2) for k, v in self.timing.items()},
         )  # fmt: skip
 
     def _train_epoch(self, epoch: int, progress: Any, task: Any) -> float:
@@ -535,7 +547,18 @@ class Trainer:
                     mod.eval()
         total, n = 0.0, 0
         self.clipped = 0
-        for x, y in loader:
+        batches = iter(loader)
+        first = True
+        while True:
+            t_wait = time.perf_counter()
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            # each step ends in a device sync (the loss is read), so this is time spent waiting
+            # for the data, not for the accelerator
+            self.timing["loader_start" if first else "data_wait"] += time.perf_counter() - t_wait
+            first = False
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             if self.device == "cpu":

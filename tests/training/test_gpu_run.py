@@ -47,6 +47,9 @@ def test_pack_then_run_trains_and_exports_every_model(blob_dataset: Path, tmp_pa
     assert (tmp_path / "work" / "runs" / "crowd" / "best.pt").is_file()
     for name, m in summary["models"].items():
         assert m["epochs"] >= 1 and "mae" in m["best_val"]
+        t = m["timing"]  # where a window's time went: data waits inside the training time
+        assert {"train", "val", "save", "loader_start"} <= set(t)
+        assert 0 <= t["loader_start"] + t.get("data_wait", 0.0) <= t["train"] and t["train"] > 0
         onnx_path = out / "models" / f"{name}.onnx"
         assert Counter(onnx_path, device="cpu").name == name
         assert (out / "models" / f"{name}.pt").is_file()

@@ -181,6 +181,7 @@ def run(pack: Path, out: Path, budget_s: float, device: str = "auto", batch: int
             "epochs": epochs, "samples_per_epoch": cfg.samples_per_epoch,
             "batch": cfg.batch_size, "lr": cfg.lr, "seconds": round(time.perf_counter() - t0, 1),
             "best_epoch": result.best_epoch, "best_val": result.best_val,
+            "timing": result.timing,
             "onnx": str(model_path),
         }  # fmt: skip
         left = budget_s - (time.perf_counter() - t_start)
