@@ -143,6 +143,8 @@ CASES = [
      "truncated.onnx"),
     ("count-unknown-model", ["count", V, "--model", "nosuchmodel"], {2, 4}, "nosuchmodel"),
     ("count-device-cuda", ["count", V, "--model", M, "--device", "cuda"], {5}, "cuda"),
+    ("bench-negative-host-threads", ["bench", "--model", M, "--host-threads", "-1"], {2},
+     "host-threads"),
     # run: videos, URLs, zones, outputs, values
     ("run-missing-video", ["run", J("dir", "nope.mp4"), "--model", M, "--no-dashboard"], {2, 6},
      "nope.mp4"),
