@@ -39,8 +39,9 @@ OPEN_TIMEOUT_S = 10.0
 METRICS_HOST = "127.0.0.1"
 #: Most pictures per second per source the web monitor encodes (counting never waits for them)
 #: and its page shows. Each picture a second costs a browser on the counting machine about 1.4%
-#: of a core (benchmarks/bench_web.py), which slows counting on 2 cores about twice as much.
-WEB_FPS = 2.0
+#: of a core (benchmarks/bench_web.py), which slows counting on 2 cores about twice as much;
+#: at 1 a browser on the same 2 cores cost the counting 3.7 % (docs/benchmarks.md).
+WEB_FPS = 1.0
 
 #: Aggregation window of ``--aggregate-out`` when ``--aggregate`` is not given.
 AGGREGATE_WINDOW = "60s"

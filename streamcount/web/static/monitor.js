@@ -2,7 +2,7 @@
 "use strict";
 const POLL_MS = 1000; // figures once a second (each poll costs the browser ~0.4% of a core)
 const cards = new Map();
-let pictureMs = 500; // from the server's picture rate (status.picture_fps)
+let pictureMs = 1000; // from the server's picture rate (status.picture_fps)
 
 function fmt(v, digits = 1) {
   return (v === undefined || v === null) ? "–" : Number(v).toFixed(digits);
