@@ -41,6 +41,8 @@ def main() -> int:
     ap.add_argument("--images", type=Path, nargs="+", required=True,
                     help="folders holding the original images")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--input-scale", type=float,
+                    help="override the model's input scale (as `streamcount count --input-scale`)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     truth = _truth(args.split)
@@ -50,12 +52,14 @@ def main() -> int:
     if missing:
         raise SystemExit(f"{len(missing)} images of {args.split} not found in --images "
                          f"(first: {missing[0]})")
-    counter = Counter(args.model, device="cpu", precision=args.precision)
+    counter = Counter(args.model, device="cpu", precision=args.precision,
+                      input_scale=args.input_scale)
     names = sorted(truth)
     pred = np.array([counter.count(cv2.imread(str(files[n]))).count for n in names])
     true = np.array([truth[n] for n in names], float)
     err = pred - true
     out = {"model": args.model, "precision": counter.precision, "split": str(args.split),
+           "input_scale": counter.pre.scale,
            "n": len(names), "mae": round(float(np.abs(err).mean()), 2),
            "rmse": round(float(np.sqrt((err ** 2).mean())), 2),
            "bias": round(float(err.mean()), 2)}
