@@ -40,7 +40,7 @@ METRICS_HOST = "127.0.0.1"
 #: Most pictures per second per source the web monitor encodes (counting never waits for them)
 #: and its page shows. Each picture a second costs a browser on the counting machine about 1.4%
 #: of a core (benchmarks/bench_web.py), which slows counting on 2 cores about twice as much;
-#: at 1 a browser on the same 2 cores cost the counting 3.7 % (docs/benchmarks.md).
+#: at 1 a browser on the same 2 cores cost the counting 3.7-5.9 % (docs/benchmarks.md).
 WEB_FPS = 1.0
 
 #: Aggregation window of ``--aggregate-out`` when ``--aggregate`` is not given.
