@@ -155,6 +155,11 @@ def test_monitor_shows_the_counts_of_the_csv(browser: Any, tmp_path: Path, shots
         wait_for(lambda: browser.execute_script(
             "return document.querySelector('img.frame').naturalWidth") == 480, what="the picture")
         assert "ALERT" in card.find_element(By.CSS_SELECTOR, "ul.alerts").text
+        drawn = browser.execute_script(  # the chart has lines on it (it is not blank)
+            "const c = document.querySelector('canvas.chart');"
+            "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n;")
+        assert drawn > 50
         browser.set_window_size(1280, 1180)  # the whole card in the picture
         try:
             time.sleep(0.6)  # one more poll: the chart redrawn at the new size

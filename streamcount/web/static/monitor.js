@@ -1,6 +1,10 @@
 // The live monitor: polls /api/status, refreshes each source's JPEG, draws a small chart.
 "use strict";
 const POLL_MS = 1000; // figures once a second (each poll costs the browser ~0.4% of a core)
+// the chart (5 minutes of history: the bulk of a status) every 5 s; the polls between ask for
+// the figures only
+const CHART_MS = 5000;
+let chartAsked = 0;
 const cards = new Map();
 let pictureMs = 1000; // from the server's picture rate (status.picture_fps)
 
@@ -87,7 +91,8 @@ function render(status) {
       card.alertsKey = alertsKey;
       renderAlerts(n, src);
     }
-    const hist = src.history || [];
+    if (!src.history) continue; // a poll without the chart's history
+    const hist = src.history;
     const chartKey = hist.length + ":" + (hist.length ? hist[hist.length - 1][0] : "");
     if (card.chartKey !== chartKey) {
       card.chartKey = chartKey;
@@ -129,7 +134,10 @@ function renderAlerts(n, src) {
 
 async function poll() {
   try {
-    const r = await fetch("/api/status", { cache: "no-store" });
+    const withChart = Date.now() - chartAsked >= CHART_MS;
+    if (withChart) chartAsked = Date.now();
+    const r = await fetch(withChart ? "/api/status" : "/api/status?history=0",
+                          { cache: "no-store" });
     if (!r.ok) throw new Error((await r.json()).error || r.statusText);
     render(await r.json());
     document.getElementById("conn").textContent = "";
