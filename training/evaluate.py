@@ -29,6 +29,7 @@ class Evaluation:
     example: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # image, gt, predicted
     blocks: dict[str, dict[str, float]] = field(default_factory=dict)
     bands: list[dict[str, float]] = field(default_factory=list)
+    grid: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
 
 
 def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
@@ -65,6 +66,7 @@ def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
 def evaluate_checkpoint(
     checkpoint: Path, split_path: Path, game_levels: int = 3, progress: bool = True,
     bands: int = 0,
+    grid: int = 0,
 ) -> Evaluation:
     """Run a checkpoint over every image of a split.
 
@@ -75,6 +77,9 @@ def evaluate_checkpoint(
         progress: Show a progress bar.
         bands: Also report the mean true and predicted count in this many horizontal bands,
             top to bottom (where in the frame a camera's error sits: far or near).
+        grid: Also report the mean true count and the mean bias (predicted minus true) in each
+            cell of a ``grid`` x ``grid`` division of the image, over all images (``"all"``)
+            and over each block of frames (see :func:`frame_blocks`).
     """
     import torch
     from rich.progress import track
@@ -96,6 +101,8 @@ def evaluate_checkpoint(
     best_example = None
     band_true = np.zeros(max(bands, 0))
     band_pred = np.zeros(max(bands, 0))
+    cell_true: list[np.ndarray] = []
+    cell_pred: list[np.ndarray] = []
     for img, den, cnt, name in track(
         list(zip(data.images, data.densities, data.counts, data.names, strict=True)),
         description="evaluate", disable=not progress, transient=True,
@@ -114,6 +121,9 @@ def evaluate_checkpoint(
             for b in range(bands):
                 band_true[b] += float(den[edges[b]:edges[b + 1]].sum())
                 band_pred[b] += float(d[edges[b]:edges[b + 1]].sum())
+        if grid > 0:
+            cell_true.append(_cell_sums(den, grid))
+            cell_pred.append(_cell_sums(d, grid))
         if best_example is None:
             best_example = (img, den, d)
     ev.metrics = count_metrics(np.array(ev.pred), np.array(ev.true))
@@ -123,9 +133,28 @@ def evaluate_checkpoint(
     n_img = max(len(ev.pred), 1)
     ev.bands = [{"band": b, "true": band_true[b] / n_img, "pred": band_pred[b] / n_img,
                  "bias": (band_pred[b] - band_true[b]) / n_img} for b in range(max(bands, 0))]
-    for label, idx in frame_blocks(ev.names):
+    blocks = frame_blocks(ev.names)
+    for label, idx in blocks:
         ev.blocks[label] = count_metrics(np.array(ev.pred)[idx], np.array(ev.true)[idx])
+    if grid > 0:
+        for label, idx in [("all", list(range(len(cell_true)))), *blocks]:
+            t = np.mean([cell_true[i] for i in idx], axis=0)
+            b = np.mean([cell_pred[i] - cell_true[i] for i in idx], axis=0)
+            ev.grid[label] = {"true": t.round(4).tolist(), "bias": b.round(4).tolist()}
     return ev
+
+
+def _cell_sums(d: np.ndarray, n: int) -> np.ndarray:
+    """Sums of a density map over an ``n`` x ``n`` grid of near-equal cells (row-major).
+
+    Example:
+        >>> _cell_sums(np.ones((4, 6)), 2).tolist()
+        [[6.0, 6.0], [6.0, 6.0]]
+    """
+    hs = np.linspace(0, d.shape[0], n + 1).round().astype(int)
+    ws = np.linspace(0, d.shape[1], n + 1).round().astype(int)
+    return np.array([[float(d[hs[i]:hs[i + 1], ws[j]:ws[j + 1]].sum()) for j in range(n)]
+                     for i in range(n)])
 
 
 def plot_evaluation(ev: Evaluation, path: Path, title: str = "") -> None:

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--game-levels", type=int, default=3, help="GAME(0..L)")
     p.add_argument("--bands", type=int, default=0, metavar="N",
                    help="also the bias in N horizontal bands, top to bottom (far to near)")
+    p.add_argument("--grid", type=int, default=0, metavar="N",
+                   help="also the true count and the bias in each cell of an NxN grid, "
+                        "over all images and per block of frames")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,12 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from streamcount.training.evaluate import evaluate_checkpoint, plot_evaluation, summary_row
     from streamcount.training.splits_io import split_file
 
-    split_path = split_file(args.data, args.split)
     if not 0 <= args.bands <= 20:
         raise InputError(f"--bands must be from 0 to 20, got {args.bands}")
+    if not 0 <= args.grid <= 8:
+        raise InputError(f"--grid must be from 0 to 8, got {args.grid}")
+    split_path = split_file(args.data, args.split)
     ev = evaluate_checkpoint(
         args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json,
-        bands=args.bands,
+        bands=args.bands, grid=args.grid,
     )
     if args.plot:
         plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
@@ -47,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         blocks = {"blocks": ev.blocks} if ev.blocks else {}
         if ev.bands:
             blocks["bands"] = ev.bands
+        if ev.grid:
+            blocks["grid"] = ev.grid
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
                           **blocks}))
         return 0
@@ -71,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
             bt.add_row(f"{b['band'] + 1}/{len(ev.bands)}", f"{b['true']:.2f}", f"{b['pred']:.2f}",
                        f"{b['bias']:+.2f}")
         Console().print(bt)
+    for label, cells in ev.grid.items():
+        gt = Table(title=f"{label}: mean true count / bias per cell (top row = far)")
+        gt.add_column("row")
+        for j in range(len(cells["true"])):
+            gt.add_column(f"column {j + 1}")
+        for i, (trow, brow) in enumerate(zip(cells["true"], cells["bias"], strict=True)):
+            gt.add_row(str(i + 1), *(f"{t:.2f} / {b:+.2f}" for t, b in zip(trow, brow,
+                                                                           strict=True)))
+        Console().print(gt)
     if args.plot:
         Console().print(f"plot written to {args.plot}")
     return 0

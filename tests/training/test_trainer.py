@@ -210,10 +210,14 @@ def test_evaluate_reports_bands_and_blocks(trained, blob_dataset: Path) -> None:
 
     _, out = trained
     ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", game_levels=0,
-                             progress=False, bands=4)
+                             progress=False, bands=4, grid=3)
     assert len(ev.bands) == 4
     assert sum(b["true"] for b in ev.bands) == pytest.approx(np.mean(ev.true), rel=1e-4)
     assert sum(b["pred"] for b in ev.bands) == pytest.approx(np.mean(ev.pred), rel=1e-3)
+    cells = ev.grid["all"]
+    assert np.array(cells["true"]).shape == (3, 3)
+    assert np.sum(cells["true"]) == pytest.approx(np.mean(ev.true), rel=1e-3)
+    assert np.sum(cells["bias"]) == pytest.approx(np.mean(ev.pred) - np.mean(ev.true), abs=1e-3)
     assert frame_blocks(["seq_000301", "seq_000302", "seq_000701", "seq_000702"]) == [
         ("301-302", [0, 1]), ("701-702", [2, 3])]
 
