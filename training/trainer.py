@@ -403,7 +403,13 @@ class Trainer:
 
     # -- loop -----------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """Count metrics of the (EMA) model on the validation split(s).
+        """Count metrics of the (EMA) model on the validation split(s), always in fp32.
+
+        Whatever the training precision (bf16 autocast on capable CPUs, AMP on CUDA), the
+        figures are those of the weights as exported and run by the engine in fp32, so the
+        best epoch is picked on what ships and ``streamcount evaluate`` gives the same numbers.
+        (Measured on a U-Net-16 trained in bf16 on Mall: bf16 validation MAE 2.07, the same
+        weights in fp32 2.45.)
 
         With several data folders, ``mae``/``rmse``/``bias`` are the first folder's, each
         folder's MAE and bias are added as ``mae@NAME``/``bias@NAME``, and ``score`` (what
@@ -424,6 +430,8 @@ class Trainer:
         return out
 
     def _validate_one(self, split: SplitArrays) -> dict[str, float]:
+        import contextlib
+
         import torch
 
         model = self._eval_model()
@@ -433,7 +441,7 @@ class Trainer:
             x = torch.from_numpy(normalize_image(img, self.mean, self.std)).to(self.device)
             if self.device == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = predict_density(model, x, self.autocast)
+            y = predict_density(model, x, contextlib.nullcontext)
             preds.append(float(y.sum()) / self.cfg.density_scale)
         return count_metrics(np.array(preds), np.array(split.counts, dtype=np.float64))
 

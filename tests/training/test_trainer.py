@@ -49,6 +49,19 @@ def test_checkpoint_is_weights_only_with_plain_config(trained) -> None:
     assert log[0].startswith("epoch,train_loss,val_mae") and len(log) == 13
 
 
+def test_validation_is_fp32_whatever_the_training_precision(blob_dataset: Path,
+                                                           tmp_path: Path) -> None:
+    """A bf16-trained model is validated as it ships (fp32): evaluate gives the same figures."""
+    from streamcount.training.evaluate import evaluate_checkpoint
+
+    cfg = replace(_cfg(blob_dataset, tmp_path, epochs=2), precision="bf16")
+    result = Trainer(cfg, progress=False).fit()
+    ev = evaluate_checkpoint(tmp_path / "best.pt", blob_dataset / "val.h5", game_levels=0,
+                             progress=False)
+    assert result.best_val["mae"] == pytest.approx(ev.metrics["mae"], rel=1e-5, abs=1e-6)
+    assert result.best_val["bias"] == pytest.approx(ev.metrics["bias"], rel=1e-5, abs=1e-6)
+
+
 def test_resume_continues_exactly(blob_dataset: Path, tmp_path: Path) -> None:
     full = Trainer(_cfg(blob_dataset, tmp_path / "a", epochs=3), progress=False)
     full.fit()
