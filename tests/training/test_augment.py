@@ -81,3 +81,42 @@ def test_jpeg_on_a_grey_patch() -> None:
                       std=np.ones(1), density_scale=1.0)
     ds.set_epoch(0)
     assert ds[0][0].shape == (1, 16, 16)
+
+
+def _dense_corner_dataset(aug: AugmentConfig) -> PatchDataset:
+    """One 64x64 image whose objects all sit in its top-left 16x16 corner."""
+    den = np.zeros((64, 64), np.float32)
+    den[:16, :16] = 10.0 / 256
+    img = np.zeros((64, 64, 3), np.uint8)
+    ds = PatchDataset([img], [den], patch=24, samples_per_epoch=200, aug=aug,
+                      mean=np.zeros(3), std=np.ones(3), density_scale=1.0)
+    ds.set_epoch(3)
+    return ds
+
+
+@pytest.mark.parametrize("prob", [0.5, 1.0])
+def test_dense_crops_show_more_of_the_dense_group(prob: float) -> None:
+    uniform = _dense_corner_dataset(AugmentConfig(hflip=False))
+    dense = _dense_corner_dataset(AugmentConfig(hflip=False, dense_crop_prob=prob,
+                                                dense_crop_tries=8))
+    mean_uniform = np.mean([float(uniform[k][1].sum()) for k in range(200)])
+    mean_dense = np.mean([float(dense[k][1].sum()) for k in range(200)])
+    # a uniform 24 px crop of 64 px overlaps the 16 px corner in about 1/6 of draws
+    assert mean_dense > 2.0 * mean_uniform
+    for k in range(20):  # still a crop of the image: its count is the density under it
+        x, y = dense[k]
+        assert x.shape == (3, 24, 24) and y.shape == (1, 24, 24)
+
+
+def test_dense_crops_off_keep_the_stream() -> None:
+    a = _dense_corner_dataset(AugmentConfig(brightness=0.2))
+    b = _dense_corner_dataset(AugmentConfig(brightness=0.2, dense_crop_tries=9))
+    assert all(np.array_equal(a[k][1], b[k][1]) for k in range(50))
+
+
+@pytest.mark.parametrize("setting", [{"dense_crop_prob": 1.5}, {"dense_crop_tries": 1}])
+def test_dense_crop_settings_out_of_range(setting: dict) -> None:
+    from streamcount.errors import InputError
+
+    with pytest.raises(InputError, match=next(iter(setting))):
+        AugmentConfig(**setting)
