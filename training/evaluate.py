@@ -117,13 +117,11 @@ def evaluate_checkpoint(
         for level in range(game_levels + 1):
             games[level].append(game(d, den, level))
         if bands > 0:
-            edges = np.linspace(0, d.shape[0], bands + 1).round().astype(int)
-            for b in range(bands):
-                band_true[b] += float(den[edges[b]:edges[b + 1]].sum())
-                band_pred[b] += float(d[edges[b]:edges[b + 1]].sum())
+            band_true += _cell_sums(den, bands, 1)[:, 0]
+            band_pred += _cell_sums(d, bands, 1)[:, 0]
         if grid > 0:
-            cell_true.append(_cell_sums(den, grid))
-            cell_pred.append(_cell_sums(d, grid))
+            cell_true.append(_cell_sums(den, grid, grid))
+            cell_pred.append(_cell_sums(d, grid, grid))
         if best_example is None:
             best_example = (img, den, d)
     ev.metrics = count_metrics(np.array(ev.pred), np.array(ev.true))
@@ -144,17 +142,21 @@ def evaluate_checkpoint(
     return ev
 
 
-def _cell_sums(d: np.ndarray, n: int) -> np.ndarray:
-    """Sums of a density map over an ``n`` x ``n`` grid of near-equal cells (row-major).
+def _cell_sums(d: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Sums of a density map over a ``rows`` x ``cols`` grid of near-equal cells.
+
+    ``cols = 1`` gives horizontal bands, top to bottom.
 
     Example:
-        >>> _cell_sums(np.ones((4, 6)), 2).tolist()
+        >>> _cell_sums(np.ones((4, 6)), 2, 2).tolist()
         [[6.0, 6.0], [6.0, 6.0]]
+        >>> _cell_sums(np.ones((4, 6)), 4, 1).tolist()
+        [[6.0], [6.0], [6.0], [6.0]]
     """
-    hs = np.linspace(0, d.shape[0], n + 1).round().astype(int)
-    ws = np.linspace(0, d.shape[1], n + 1).round().astype(int)
-    return np.array([[float(d[hs[i]:hs[i + 1], ws[j]:ws[j + 1]].sum()) for j in range(n)]
-                     for i in range(n)])
+    hs = np.linspace(0, d.shape[0], rows + 1).round().astype(int)
+    ws = np.linspace(0, d.shape[1], cols + 1).round().astype(int)
+    return np.array([[float(d[hs[i]:hs[i + 1], ws[j]:ws[j + 1]].sum()) for j in range(cols)]
+                     for i in range(rows)])
 
 
 def plot_evaluation(ev: Evaluation, path: Path, title: str = "") -> None:
