@@ -127,11 +127,11 @@ def _params(fn: Any) -> set[str]:
     return set(inspect.signature(fn).parameters)
 
 
-def predict_density(model: Any, x: Any, autocast: Any) -> Any:
-    """Run ``model`` on a normalized batch under the chosen autocast; returns float32."""
+def predict_density(model: Any, x: Any) -> Any:
+    """Run ``model`` on a normalized batch in fp32, as the exported model runs; returns float32."""
     import torch
 
-    with torch.no_grad(), autocast():
+    with torch.no_grad():
         return model(x).float()
 
 
@@ -430,8 +430,6 @@ class Trainer:
         return out
 
     def _validate_one(self, split: SplitArrays) -> dict[str, float]:
-        import contextlib
-
         import torch
 
         model = self._eval_model()
@@ -441,7 +439,7 @@ class Trainer:
             x = torch.from_numpy(normalize_image(img, self.mean, self.std)).to(self.device)
             if self.device == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = predict_density(model, x, contextlib.nullcontext)
+            y = predict_density(model, x)
             preds.append(float(y.sum()) / self.cfg.density_scale)
         return count_metrics(np.array(preds), np.array(split.counts, dtype=np.float64))
 
