@@ -10,6 +10,8 @@ from typing import Any
 from streamcount.errors import InputError
 from streamcount.training.data import AugmentConfig
 
+LOSSES = ("mse", "bayes")
+
 
 @dataclass
 class TrainConfig:
@@ -45,6 +47,14 @@ class TrainConfig:
         optimizer: ``adamw`` or ``sgd``.
         schedule: ``onecycle``, ``cosine`` or ``constant``.
         density_scale: Network target is density times this (count = sum / scale).
+        loss: ``mse``: squared error of the predicted against the target density in blocks of
+            the model's output stride (plus ``count_loss``); ``bayes``: the Bayesian loss on
+            the annotated points themselves (Ma et al., ICCV 2019; no density kernel involved,
+            ``count_loss`` and ``loss_count_norm`` unused).
+        bayes_sigma: Bayesian loss: the Gaussian likelihood's standard deviation around a
+            point, in pixels at the training scale (the authors' 8 at full resolution).
+        bayes_background: Bayesian loss: the background's distance factor (0: no background,
+            the plain Bayesian loss; 1: the authors' "Bayesian+" default).
         count_loss: Weight of a count term added to the pixel loss: the squared difference of
             predicted and true counts per patch (0: pixel MSE only). It works against a
             systematic under- or over-count.
@@ -92,6 +102,9 @@ class TrainConfig:
     optimizer: str = "adamw"
     schedule: str = "onecycle"
     density_scale: float = 100.0
+    loss: str = "mse"
+    bayes_sigma: float = 4.0
+    bayes_background: float = 1.0
     count_loss: float = 0.0
     loss_count_norm: float = 0.0
     grad_clip: float = 0.0
@@ -105,6 +118,17 @@ class TrainConfig:
     name: str = ""
     model_args: dict[str, Any] = field(default_factory=dict)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        bad = []
+        if self.loss not in LOSSES:
+            bad.append(f"loss = {self.loss!r} (one of {', '.join(LOSSES)})")
+        if not 0.5 <= self.bayes_sigma <= 64.0:
+            bad.append(f"bayes_sigma = {self.bayes_sigma} (pixels: 0.5 to 64)")
+        if not 0.0 <= self.bayes_background <= 10.0:
+            bad.append(f"bayes_background = {self.bayes_background} (a factor: 0 to 10)")
+        if bad:
+            raise InputError(f"training setting out of range: {'; '.join(bad)}")
 
     def model_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the architecture (without ``in_channels``).

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from streamcount.errors import InputError
-from streamcount.training.density import resize_density
+from streamcount.training.density import points_inside, resize_density, scale_points
 
 
 @dataclass
@@ -113,6 +114,10 @@ class PatchDataset:
         density_scale: Targets are ``density * density_scale``.
         weights: Optional sampling probability of each image (several datasets mixed in
             chosen shares); default: every image equally often.
+        points: Optional ``N x 2`` (x, y) point annotations of each image. When given, an item
+            is ``(x, y, points)``: the points moved by the same resize, crop and flips as the
+            pixels, those outside the patch dropped (for losses on the points themselves,
+            such as the Bayesian loss); batch such items with :func:`collate_points`.
     """
 
     def __init__(
@@ -126,8 +131,12 @@ class PatchDataset:
         std: np.ndarray,
         density_scale: float,
         weights: np.ndarray | None = None,
+        points: list[np.ndarray] | None = None,
     ) -> None:
+        if points is not None and len(points) != len(images):
+            raise ValueError(f"{len(points)} point sets for {len(images)} images")
         self.images = images
+        self.points = points
         self.weights = None if weights is None else np.asarray(weights, np.float64)
         if self.weights is not None:
             self.weights = self.weights / self.weights.sum()
@@ -157,10 +166,11 @@ class PatchDataset:
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, k: int) -> tuple[np.ndarray, ...]:
         rng = np.random.default_rng(int(self.seeds[k]))
         img = self.images[self.order[k]]
         den = self.densities[self.order[k]]
+        pts = None if self.points is None else self.points[self.order[k]].reshape(-1, 2)
         a = self.aug
         if a.scale_jitter > 0 and (a.scale_prob >= 1.0 or rng.random() < a.scale_prob):
             f = rng.uniform(1 - a.scale_jitter, 1 + a.scale_jitter)
@@ -170,15 +180,24 @@ class PatchDataset:
             if img.ndim == 2:
                 img = img[..., None]
             den = resize_density(den, (nh, nw))
+            if pts is not None:
+                pts = scale_points(pts, (h, w), (nh, nw))
         if self.patch:
             tries = 1
             if a.dense_crop_prob > 0 and rng.random() < a.dense_crop_prob:
                 tries = a.dense_crop_tries
-            img, den = self._crop(img, den, self.patch, rng, tries)
+            img, den, (y0, x0) = self._crop(img, den, self.patch, rng, tries)
+            if pts is not None:
+                pts = pts - np.array([x0, y0], np.float32)
+                pts = pts[points_inside(pts, den.shape)]
         if a.hflip and rng.random() < 0.5:
             img, den = img[:, ::-1], den[:, ::-1]
+            if pts is not None:
+                pts = np.stack([den.shape[1] - 1 - pts[:, 0], pts[:, 1]], axis=1)
         if a.vflip and rng.random() < 0.5:
             img, den = img[::-1], den[::-1]
+            if pts is not None:
+                pts = np.stack([pts[:, 0], den.shape[0] - 1 - pts[:, 1]], axis=1)
         if a.blur_prob > 0 and rng.random() < a.blur_prob:
             sigma = rng.uniform(0.3, a.blur_sigma)
             img = cv2.GaussianBlur(np.ascontiguousarray(img), (0, 0), sigma).reshape(img.shape)
@@ -195,14 +214,17 @@ class PatchDataset:
         x = np.clip(x, 0.0, 1.0)
         x = ((x - self.mean) / self.std).transpose(2, 0, 1)
         y = (den * self.density_scale)[None]
-        return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, np.float32)
+        x, y = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, np.float32)
+        if pts is None:
+            return x, y
+        return x, y, np.ascontiguousarray(pts, np.float32).reshape(-1, 2)
 
     @staticmethod
     def _crop(
         img: np.ndarray, den: np.ndarray, p: int, rng: np.random.Generator, tries: int = 1
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """A ``p`` x ``p`` patch at a random position; with ``tries`` > 1 the densest of that
-        many random positions."""
+        many random positions. Returns the patch, its density and its top-left ``(y, x)``."""
         h, w = den.shape
         if h < p or w < p:  # pad small images with zeros (no objects there)
             ph, pw = max(0, p - h), max(0, p - w)
@@ -215,4 +237,22 @@ class PatchDataset:
             count = float(den[y : y + p, x : x + p].sum()) if tries > 1 else 0.0
             if count > best:
                 best, y0, x0 = count, y, x
-        return img[y0 : y0 + p, x0 : x0 + p], den[y0 : y0 + p, x0 : x0 + p]
+        return img[y0 : y0 + p, x0 : x0 + p], den[y0 : y0 + p, x0 : x0 + p], (y0, x0)
+
+
+def collate_points(batch: list[tuple[np.ndarray, ...]]) -> tuple[Any, Any, list[Any]]:
+    """Batches ``(x, y, points)`` items: stacked ``x`` and ``y``, the points as a list of
+    ``N_i x 2`` tensors (their numbers differ from item to item).
+
+    Example:
+        >>> item = (np.zeros((3, 4, 4), np.float32), np.zeros((1, 4, 4), np.float32),
+        ...         np.zeros((2, 2), np.float32))
+        >>> x, y, pts = collate_points([item, item])
+        >>> tuple(x.shape), [tuple(p.shape) for p in pts]
+        ((2, 3, 4, 4), [(2, 2), (2, 2)])
+    """
+    import torch
+
+    xs, ys, ps = zip(*batch, strict=True)
+    return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)),
+            [torch.from_numpy(p) for p in ps])

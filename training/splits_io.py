@@ -17,6 +17,7 @@ class SplitArrays:
         images: ``H x W x C`` uint8 (RGB or grey).
         densities: ``H x W`` float32, each integrating to its count.
         counts: Annotated counts (number of points).
+        points: ``N x 2`` float32 (x, y) point annotations of each image.
         names: Sample names.
         attrs: The split file's attributes (source, scale, kernel...).
     """
@@ -24,6 +25,7 @@ class SplitArrays:
     images: list[np.ndarray] = field(default_factory=list)
     densities: list[np.ndarray] = field(default_factory=list)
     counts: list[float] = field(default_factory=list)
+    points: list[np.ndarray] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
 
@@ -48,5 +50,6 @@ def load_split(path: Path) -> SplitArrays:
         out.images.append(img[..., None] if img.ndim == 2 else img)
         out.densities.append(np.asarray(rec["density"], dtype=np.float32))
         out.counts.append(float(len(rec["points"])))
+        out.points.append(np.asarray(rec["points"], np.float32).reshape(-1, 2))
         out.names.append(str(rec["name"]))
     return out

@@ -19,7 +19,8 @@ from streamcount.errors import InputError
 from streamcount.training import distributed
 from streamcount.training.checkpoint import load_checkpoint, save_checkpoint
 from streamcount.training.config import TrainConfig
-from streamcount.training.data import PatchDataset, normalize_image
+from streamcount.training.data import PatchDataset, collate_points, normalize_image
+from streamcount.training.losses import bayesian_loss
 from streamcount.training.metrics import count_metrics
 from streamcount.training.splits_io import SplitArrays, load_split
 
@@ -177,6 +178,7 @@ class Trainer:
         self.dataset = PatchDataset(
             self.train.images, self.train.densities, cfg.patch, n, cfg.aug,
             self.mean, self.std, cfg.density_scale, self.sample_weights,
+            self.train.points if cfg.loss == "bayes" else None,
         )  # fmt: skip
         extra = {"pretrained": True} if cfg.pretrained and "pretrained" in _params(arch) else {}
         self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs(), **extra)
@@ -257,6 +259,7 @@ class Trainer:
             self.train.images += part.images
             self.train.densities += part.densities
             self.train.counts += part.counts
+            self.train.points += part.points
             self.train.names += part.names
             weights += [share / len(part.images)] * len(part.images)
             val_path = d / "val.h5"
@@ -541,6 +544,7 @@ class Trainer:
         loader = DataLoader(
             data, batch_size=cfg.batch_size // self.dist.world, shuffle=False,
             num_workers=cfg.workers, drop_last=False, persistent_workers=False,
+            collate_fn=collate_points if cfg.loss == "bayes" else None,
         )  # fmt: skip
         self.model.train()
         if cfg.frozen_bn:  # the encoder's batch norms keep their (ImageNet) statistics
@@ -558,7 +562,7 @@ class Trainer:
         while True:
             t_wait = time.perf_counter()
             try:
-                x, y = next(batches)
+                x, y, *pts = next(batches)
             except StopIteration:
                 break
             # each step ends in a device sync (the loss is read), so this is time spent waiting
@@ -572,8 +576,11 @@ class Trainer:
             with self.autocast():
                 pred = self.net(x)
             pred = block_sums(pred.float(), self.stride)
-            y = block_sums(y, self.stride)
-            loss = patch_loss(pred, y, cfg)
+            if cfg.loss == "bayes":
+                loss = bayesian_loss(pred / cfg.density_scale, pts[0], self.stride,
+                                     cfg.bayes_sigma, cfg.bayes_background)
+            else:
+                loss = patch_loss(pred, block_sums(y, self.stride), cfg)
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()

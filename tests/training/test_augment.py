@@ -120,3 +120,61 @@ def test_dense_crop_settings_out_of_range(setting: dict) -> None:
 
     with pytest.raises(InputError, match=next(iter(setting))):
         AugmentConfig(**setting)
+
+
+def _dot_dataset(aug: AugmentConfig, patch: int, seed: int) -> tuple[PatchDataset, list]:
+    """Images with single bright pixels at the annotated points (away from each other), their
+    densities one unit at those pixels."""
+    rng = np.random.default_rng(seed)
+    images, densities, points = [], [], []
+    for _ in range(3):
+        h, w = 60, 72
+        grid = np.stack(np.meshgrid(np.arange(6, w - 6, 12), np.arange(6, h - 6, 12)), -1)
+        pts = grid.reshape(-1, 2)[rng.permutation(grid.size // 2)[:8]].astype(np.float32)
+        img = np.zeros((h, w, 3), np.uint8)
+        den = np.zeros((h, w), np.float32)
+        for x, y in pts.astype(int):
+            img[y - 1 : y + 2, x - 1 : x + 2] = 255
+            den[y, x] = 1.0
+        images.append(img)
+        densities.append(den)
+        points.append(pts)
+    ds = PatchDataset(images, densities, patch=patch, samples_per_epoch=60, aug=aug,
+                      mean=np.zeros(3), std=np.ones(3), density_scale=1.0, points=points)
+    ds.set_epoch(seed)
+    return ds, points
+
+
+@pytest.mark.parametrize("patch", [0, 40])
+@pytest.mark.parametrize("aug", [
+    AugmentConfig(hflip=False),
+    AugmentConfig(hflip=True, vflip=True),
+    AugmentConfig(hflip=True, vflip=True, scale_jitter=0.3, scale_prob=1.0),
+    AugmentConfig(hflip=True, scale_jitter=0.3, scale_prob=0.5, dense_crop_prob=0.5),
+])
+def test_points_move_with_the_pixels(aug: AugmentConfig, patch: int) -> None:
+    """Each returned point sits on its bright dot, and the patch holds as many points as the
+    density says (dots are 12 px apart and 6 px from the borders)."""
+    ds, _ = _dot_dataset(aug, patch, seed=3)
+    for k in range(len(ds)):
+        x, y, pts = ds[k]
+        h, w = x.shape[1:]
+        assert pts.shape[1] == 2
+        assert ((pts >= -0.5) & (pts < np.array([w, h]) - 0.5)).all()
+        ix, iy = np.floor(pts[:, 0] + 0.5).astype(int), np.floor(pts[:, 1] + 0.5).astype(int)
+        assert (x[0, iy, ix] > 0.4).all(), "a point is off its dot"
+        # a dot cut by the patch's edge may keep part of its density: compare within one
+        assert abs(float(y.sum()) - len(pts)) < 1.0 + 1e-3
+
+
+def test_points_leave_the_random_stream_alone() -> None:
+    """Asking for the points changes neither the pixels nor the density of any item."""
+    aug = AugmentConfig(hflip=True, vflip=True, scale_jitter=0.3, brightness=0.2)
+    ds, _ = _dot_dataset(aug, 40, seed=5)
+    plain = PatchDataset(ds.images, ds.densities, patch=40, samples_per_epoch=60, aug=aug,
+                         mean=np.zeros(3), std=np.ones(3), density_scale=1.0)
+    plain.set_epoch(5)
+    for k in range(len(ds)):
+        x, y, _ = ds[k]
+        x0, y0 = plain[k]
+        assert np.array_equal(x, x0) and np.array_equal(y, y0)
