@@ -195,6 +195,10 @@ CASES = [
                                    "--epochs", "1"], {2}, "brightness = -0.2"),
     ("train-jpeg-quality-zero", ["train", "--data", P("bad_h5"), "--jpeg-quality", "0",
                                  "--epochs", "1"], {2}, "jpeg_quality = 0"),
+    ("train-unknown-loss", ["train", "--data", P("bad_h5"), "--loss", "l1", "--epochs", "1"],
+     {2}, "loss = 'l1'"),
+    ("train-bayes-sigma-zero", ["train", "--data", P("bad_h5"), "--loss", "bayes",
+                                "--bayes-sigma", "0", "--epochs", "1"], {2}, "bayes_sigma = 0"),
     # evaluate, calibrate, export: checkpoints
     ("evaluate-missing-ckpt", ["evaluate", J("dir", "nope.pt"), "--data", P("bad_h5")], {2, 4},
      "nope.pt"),
