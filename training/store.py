@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -67,10 +68,25 @@ class SplitWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = h5py.File(self.tmp, "w")
+            self._samples = self._file.create_group("samples")
         except OSError as exc:
+            self._discard()
             raise OutputError(f"cannot write {self.tmp}: {exc}") from None
-        self._samples = self._file.create_group("samples")
+        except BaseException:  # Ctrl-C while the file is being created: leave nothing behind
+            self._discard()
+            raise
         return self
+
+    def _discard(self) -> None:
+        """Close and delete the temporary file (``__exit__`` is not called when ``__enter__``
+        fails, and a Ctrl-C can land anywhere)."""
+        f, self._file = self._file, None
+        try:
+            if f is not None:
+                with contextlib.suppress(Exception):
+                    f.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
     def add(self, sample: Sample, density: np.ndarray) -> None:
         """Append one sample and its density map."""
@@ -93,25 +109,27 @@ class SplitWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        f, self._file = self._file, None
+        f = self._file
         if f is None:
             return
-        try:
-            if exc_type is None:
-                for key, value in self.attrs.items():
-                    f.attrs[key] = "" if value is None else value
-                f.attrs["n_samples"] = self.n
-                f.attrs["created_by"] = CREATED_BY
-                f.attrs["format_version"] = FORMAT_VERSION
-        finally:
-            f.close()
         if exc_type is not None:
-            self.tmp.unlink(missing_ok=True)
+            self._discard()
             return
         try:
+            for key, value in self.attrs.items():
+                f.attrs[key] = "" if value is None else value
+            f.attrs["n_samples"] = self.n
+            f.attrs["created_by"] = CREATED_BY
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.close()
+            self._file = None
             os.replace(self.tmp, self.path)
         except OSError as e:
-            raise OutputError(f"cannot move {self.tmp} to {self.path}: {e}") from None
+            self._discard()
+            raise OutputError(f"cannot write {self.path} (via {self.tmp}): {e}") from None
+        except BaseException:  # Ctrl-C while closing: no half-written split, no stray .tmp
+            self._discard()
+            raise
 
 
 def _open(path: str | Path) -> Any:

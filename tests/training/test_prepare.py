@@ -153,6 +153,33 @@ def test_store_roundtrip_and_atomic_write(tmp_path: Path) -> None:
     assert split_info(path)["n_samples"] == 1
 
 
+@pytest.mark.parametrize("where", ["create_group", "close"])
+def test_store_ctrl_c_while_opening_or_closing_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """A Ctrl-C inside ``__enter__`` (where ``__exit__`` never runs) or while the file is being
+    closed leaves neither a ``.tmp`` nor a half-written split (CI once caught the first)."""
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    target = h5py.Group if where == "create_group" else h5py.File
+    real = getattr(target, where)
+    calls = {"n": 0}
+
+    def patched(self: object, *args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            interrupt()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(target, where, patched)
+    s = Sample("x", np.zeros((5, 7, 1), np.uint8), np.array([[1, 2]], np.float32))
+    path = tmp_path / "train.h5"
+    with pytest.raises(KeyboardInterrupt), SplitWriter(path, {"source": "t"}) as w:
+        w.add(s, np.zeros((5, 7), np.float32))
+    assert calls["n"] >= 1
+    assert not list(tmp_path.iterdir())
+
+
 def test_store_rejects_foreign_files(tmp_path: Path) -> None:
     (tmp_path / "a.h5").write_text("not hdf5")
     with pytest.raises(InputError, match="not an HDF5 file"):
