@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "train": "streamcount.training.train_cli",
     "evaluate": "streamcount.training.evaluate_cli",
     "calibrate": "streamcount.training.calibrate",
+    "average": "streamcount.training.average",
     "export": "streamcount.exports.cli",
     "count": "streamcount.commands.count",
     "run": "streamcount.commands.run",

@@ -1,0 +1,93 @@
+"""``streamcount average``: the mean of checkpoints' weights, refused across architectures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamcount.cli import main
+
+torch = pytest.importorskip("torch")
+
+
+def _train(blob_dataset: Path, out: Path, **overrides: object) -> Path:
+    from streamcount.training.config import TrainConfig
+    from streamcount.training.trainer import Trainer
+
+    args: dict = dict(data=str(blob_dataset), out=str(out), filters=4, epochs=1,
+                      samples_per_epoch=16, patch=32, name="blobs", threads=2)
+    args.update(overrides)
+    Trainer(TrainConfig(**args), progress=False).fit()
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def second_checkpoint(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same architecture as ``tiny_checkpoint``, another seed: other weights."""
+    return _train(blob_dataset, tmp_path_factory.mktemp("seed1"), seed=1)
+
+
+def test_average_is_the_mean_of_the_weights_and_evaluates(
+        tiny_checkpoint: Path, second_checkpoint: Path, blob_dataset: Path,
+        tmp_path: Path) -> None:
+    out = tmp_path / "soup.pt"
+    assert main(["average", str(tiny_checkpoint), str(second_checkpoint), "--out",
+                 str(out), "--data", str(blob_dataset)]) == 0
+    a = torch.load(tiny_checkpoint, weights_only=True)
+    b = torch.load(second_checkpoint, weights_only=True)
+    soup = torch.load(out, weights_only=True)
+    differ = 0
+    for key, value in a["model"].items():
+        if value.is_floating_point():
+            expected = (value + b["model"][key]) / 2
+            torch.testing.assert_close(soup["model"][key], expected)
+            differ += int(not torch.equal(value, b["model"][key]))
+    assert differ > 0  # the two seeds gave different weights: the test averages something
+    assert [s["path"] for s in soup["config"]["averaged_from"]] == [str(tiny_checkpoint),
+                                                                     str(second_checkpoint)]
+    # a normal checkpoint: evaluate and export take it
+    from streamcount.exports.onnx import export_checkpoint
+    from streamcount.training.evaluate import evaluate_checkpoint
+
+    ev = evaluate_checkpoint(out, blob_dataset / "val.h5", game_levels=0, progress=False)
+    assert len(ev.pred) > 0
+    # --data: the soup's own figures are stored, not the first ingredient's
+    assert soup["config"]["metrics"]["mae"] == pytest.approx(ev.metrics["mae"])
+    assert soup["config"]["metrics"]["mae"] != pytest.approx(a["config"]["metrics"]["mae"])
+    export_checkpoint(out, tmp_path / "soup.onnx", do_verify=True)
+
+
+def test_average_without_data_stores_no_figures(tiny_checkpoint: Path,
+                                                second_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "soup.pt"
+    assert main(["average", str(tiny_checkpoint), str(second_checkpoint), "--out",
+                 str(out)]) == 0
+    assert "metrics" not in torch.load(out, weights_only=True)["config"]
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("one", "two or more"),
+    ("no-val-split", "no val.h5"),
+    ("twice", "twice"),
+    ("other-arch", "model is"),
+])
+def test_average_refuses_in_one_line(case: str, needle: str, tiny_checkpoint: Path,
+                                     blob_dataset: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture) -> None:
+    extra: list[str] = []
+    if case == "one":
+        ckpts = [tiny_checkpoint]
+    elif case == "no-val-split":
+        ckpts = [tiny_checkpoint, tiny_checkpoint.with_name("last.pt")]
+        extra = ["--data", str(tmp_path)]
+    elif case == "twice":
+        ckpts = [tiny_checkpoint, tiny_checkpoint]
+    else:
+        ckpts = [tiny_checkpoint, _train(blob_dataset, tmp_path / "wide", filters=8)]
+    out = tmp_path / "soup.pt"
+    rc = main(["average", *map(str, ckpts), "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    assert rc != 0 and len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err and not out.exists()
