@@ -189,6 +189,8 @@ CASES = [
     ("train-bad-recipe", ["train", "--recipe", P("bad_recipe")], {2}, "bad.toml"),
     ("train-unknown-arch", ["train", "--data", P("bad_h5"), "--arch", "resnet9000", "--epochs",
                             "1"], {2}, "resnet9000"),
+    ("train-ensemble-arch", ["train", "--data", P("bad_h5"), "--arch", "ensemble", "--epochs",
+                             "1"], {2}, "average --outputs"),
     ("train-scale-prob-above-1", ["train", "--data", P("bad_h5"), "--scale-prob", "1.5",
                                   "--epochs", "1"], {2}, "scale_prob = 1.5"),
     ("train-negative-brightness", ["train", "--data", P("bad_h5"), "--brightness", "-0.2",

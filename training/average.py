@@ -15,6 +15,10 @@ either; two from-scratch U-Net-16 runs of the `mall` recipe do not average at al
 they started from the same random weights (seed 0): MAE 19.9, counting almost nothing. Average
 runs that start from one pretrained network.
 
+Runs that do not share a basin (from scratch, other seeds) can still be combined by their
+predictions: ``--outputs`` keeps every network in one ``ensemble`` checkpoint (see
+``training/models/ensemble.py``) whose density is the mean of theirs, at N times the compute.
+
 Example:
     >>> runs = [Path("runs/crowd/best.pt"), Path("runs/crowd-64/best.pt")]
     >>> state = average_checkpoints(runs)  # doctest: +SKIP
@@ -32,7 +36,8 @@ from typing import Any
 
 from streamcount.errors import InputError, ModelError
 
-HELP = "average the weights of checkpoints of one architecture (a model soup; train extra)"
+HELP = ("average checkpoints of one architecture: their weights (a model soup) or, with "
+        "--outputs, their predictions (an ensemble); train extra")
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +55,69 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder made by `streamcount prepare` (repeatable): validate the average "
                         "on its val split and store the figures, which `export` writes into the "
                         "model's metadata (as `train` does for its best epoch)")
+    p.add_argument("--outputs", action="store_true",
+                   help="average the networks' density outputs instead of their weights: an "
+                        "ensemble that keeps every network (N times the compute), for runs that "
+                        "do not share a basin, e.g. from-scratch runs with different seeds")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _checked(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The checkpoints of ``paths``, after checking they can be combined."""
+    from streamcount.training.checkpoint import load_checkpoint
+
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise InputError("give two or more checkpoints to average")
+    resolved = [p.resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise InputError("the same checkpoint is given twice: an average weighs each file once")
+    states = [load_checkpoint(p) for p in paths]
+    first_cfg = states[0]["config"]
+    for path, state in zip(paths, states, strict=True):
+        cfg = state["config"]
+        for key in MUST_MATCH:
+            if cfg.get(key) != first_cfg.get(key):
+                raise ModelError(f"{path}: {key} is {cfg.get(key)!r}, {paths[0]} has "
+                                 f"{first_cfg.get(key)!r}; only checkpoints of one architecture "
+                                 "and one input/output convention can be averaged")
+    return states
+
+
+def _sources(paths: Sequence[Path], states: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"path": str(p), "epoch": int(s.get("epoch", -1)),
+             "run": str(s["config"].get("train", {}).get("out", ""))}
+            for p, s in zip(paths, states, strict=True)]
+
+
+def ensemble_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:
+    """One checkpoint of the ``ensemble`` architecture: every network of ``paths`` kept, their
+    density outputs averaged (so their counts are).
+
+    Args:
+        paths: Two or more checkpoints of one architecture and input/output convention.
+
+    Returns:
+        A checkpoint dict whose ``model`` config is ``{"architecture": "ensemble", "member":
+        ..., "members": N}`` and whose weights are each member's under ``nets.I.``; the rest of
+        the config is the first checkpoint's, without its ``metrics``, plus ``averaged_from``.
+
+    Raises:
+        InputError: fewer than two checkpoints, or the same file twice.
+        ModelError: the checkpoints disagree on the architecture or a convention, or are
+            ensembles themselves.
+    """
+    states = _checked(paths)
+    first_cfg = states[0]["config"]
+    member = dict(first_cfg["model"])
+    if member.get("architecture") == "ensemble":
+        raise ModelError(f"{paths[0]} is an ensemble already: list its members' checkpoints")
+    weights = {f"nets.{i}.{k}": v for i, s in enumerate(states) for k, v in s["model"].items()}
+    config = {k: v for k, v in first_cfg.items() if k != "metrics"}
+    config["model"] = {"architecture": "ensemble", "member": member, "members": len(states),
+                       "in_channels": member["in_channels"]}
+    config["averaged_from"] = _sources(paths, states)
+    return {"model": weights, "config": config, "epoch": -1}
 
 
 def average_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:
@@ -71,34 +138,18 @@ def average_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:
     """
     from torch.optim.swa_utils import AveragedModel
 
-    from streamcount.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from streamcount.training.checkpoint import model_from_checkpoint
 
-    paths = [Path(p) for p in paths]
-    if len(paths) < 2:
-        raise InputError("give two or more checkpoints to average")
-    resolved = [p.resolve() for p in paths]
-    if len(set(resolved)) != len(resolved):
-        raise InputError("the same checkpoint is given twice: an average weighs each file once")
-    first_cfg = load_checkpoint(paths[0])["config"]
+    states = _checked(paths)
     averaged: AveragedModel | None = None
-    sources = []
     for path in paths:
-        state = load_checkpoint(path)
-        cfg = state["config"]
-        for key in MUST_MATCH:
-            if cfg.get(key) != first_cfg.get(key):
-                raise ModelError(f"{path}: {key} is {cfg.get(key)!r}, {paths[0]} has "
-                                 f"{first_cfg.get(key)!r}; only checkpoints of one architecture "
-                                 "and one input/output convention can be averaged")
-        model, _ = model_from_checkpoint(path)
+        model, _ = model_from_checkpoint(Path(path))
         if averaged is None:
             averaged = AveragedModel(model, use_buffers=True)
         averaged.update_parameters(model)
-        sources.append({"path": str(path), "epoch": int(state.get("epoch", -1)),
-                        "run": str(cfg.get("train", {}).get("out", ""))})
     assert averaged is not None
-    config = {k: v for k, v in first_cfg.items() if k != "metrics"}
-    config["averaged_from"] = sources
+    config = {k: v for k, v in states[0]["config"].items() if k != "metrics"}
+    config["averaged_from"] = _sources(paths, states)
     weights = {k: v.detach().clone() for k, v in averaged.module.state_dict().items()}
     return {"model": weights, "config": config, "epoch": -1}
 
@@ -146,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
         if not (folder / "val.h5").is_file():
             raise InputError(f"--data {folder}: no val.h5 there; give a folder made by "
                              "`streamcount prepare`")
-    state = average_checkpoints(args.checkpoints)
+    combine = ensemble_checkpoints if args.outputs else average_checkpoints
+    state = combine(args.checkpoints)
     save_checkpoint(state, args.out)
     result: dict[str, Any] = {"out": str(args.out),
                               "averaged": [s["path"] for s in state["config"]["averaged_from"]]}

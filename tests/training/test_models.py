@@ -12,7 +12,10 @@ from streamcount.training.models import available, build_model  # noqa: E402
 
 @pytest.mark.parametrize("name,kwargs", [("unet", {"filters": 8}),
                                          ("unet", {"filters": 4, "growth": 2}),
-                                         ("fcrn_a", {"n_convs": 1})])
+                                         ("fcrn_a", {"n_convs": 1}),
+                                         ("ensemble", {"members": 2, "member": {
+                                             "architecture": "unet", "filters": 4,
+                                             "n_convs": 1}})])
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 37, 53), (1, 3, 8, 9), (1, 1, 30, 30)])
 def test_output_size_equals_input_size(name: str, kwargs: dict, shape: tuple) -> None:
     net = build_model(name, in_channels=shape[1], **kwargs).eval()
@@ -38,3 +41,25 @@ def test_unet_growth_channel_plan() -> None:
     convs = [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs == [4, 8, 16, 32, 16, 8, 4, 1]
     assert net.config["growth"] == 2 and "growth" not in build_model("unet", filters=4).config
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"members": 1}, "2 or more"),
+    ({"member": {"architecture": "ensemble", "members": 2}}, "cannot be ensembles"),
+    ({"member": "not a dict"}, "not an architecture config"),
+    ({"member": {"architecture": "unet", "filters": 4, "in_channels": 1}}, "in_channels"),
+])
+def test_ensemble_rejects_bad_settings(kwargs: dict, needle: str) -> None:
+    args = {"member": {"architecture": "unet", "filters": 4}, "members": 2, **kwargs}
+    with pytest.raises(InputError, match=needle):
+        build_model("ensemble", **args)
+
+
+def test_ensemble_output_is_the_mean_of_its_members() -> None:
+    torch.manual_seed(0)
+    net = build_model("ensemble", members=3, member={"architecture": "unet", "filters": 4,
+                                                     "n_convs": 1}).eval()
+    x = torch.randn(2, 3, 24, 40)
+    with torch.no_grad():
+        expected = sum(m(x) for m in net.nets) / 3
+        torch.testing.assert_close(net(x), expected)
