@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 from typing import Any
 
 import torch
@@ -32,15 +31,11 @@ from streamcount.training.models import build_model, register
 from streamcount.training.models import label as member_label
 
 
-def _member_config(member: dict[str, Any] | str) -> dict[str, Any]:
-    """The member's constructor arguments (a dict; ONNX metadata stores it as its repr)."""
-    try:
-        cfg = ast.literal_eval(member) if isinstance(member, str) else member
-    except (ValueError, SyntaxError):
-        cfg = None
-    if not isinstance(cfg, dict) or "architecture" not in cfg:
+def _member_config(member: Any) -> dict[str, Any]:
+    """The member's constructor arguments, checked to be an architecture config."""
+    if not isinstance(member, dict) or "architecture" not in member:
         raise InputError(f"ensemble member {member!r}: not an architecture config")
-    return dict(cfg)
+    return dict(member)
 
 
 @register("ensemble")
@@ -62,7 +57,7 @@ class Ensemble(nn.Module):
     #: Built from trained checkpoints by ``streamcount average --outputs``; ``train`` refuses it.
     trainable = False
 
-    def __init__(self, member: dict[str, Any] | str, members: int = 2,
+    def __init__(self, member: dict[str, Any], members: int = 2,
                  in_channels: int = 3) -> None:
         super().__init__()
         cfg = _member_config(member)
