@@ -141,11 +141,13 @@ def run(args: argparse.Namespace) -> int:
     from streamcount.training.models import architecture, available
 
     trainable = [a for a in available() if getattr(architecture(a), "trainable", True)]
+    if cfg.arch not in available():
+        raise InputError(f"unknown architecture '{cfg.arch}' (--arch): choose one of "
+                         f"{', '.join(trainable)}")
     if cfg.arch not in trainable:
-        how = (" (it is built from trained checkpoints by `streamcount average --outputs`)"
-               if cfg.arch in available() else "")
-        raise InputError(f"architecture '{cfg.arch}' (--arch) cannot be trained{how}: choose "
-                         f"one of {', '.join(trainable)}")
+        raise InputError(f"architecture '{cfg.arch}' (--arch) is built from trained checkpoints "
+                         f"by `streamcount average --outputs`, not trained: choose one of "
+                         f"{', '.join(trainable)}")
     for d in cfg.data_dirs():
         if not (d / "train.h5").is_file():
             raise InputError(f"{d} has no train.h5: make it with "
