@@ -201,6 +201,13 @@ CASES = [
      {2}, "loss = 'l1'"),
     ("train-bayes-sigma-zero", ["train", "--data", P("bad_h5"), "--loss", "bayes",
                                 "--bayes-sigma", "0", "--epochs", "1"], {2}, "bayes_sigma = 0"),
+    ("train-val-every-zero", ["train", "--data", P("bad_h5"), "--val-every", "0"], {2},
+     "val_every = 0"),
+    ("train-batch-size-zero", ["train", "--data", P("bad_h5"), "--batch-size", "0"], {2},
+     "batch_size = 0"),
+    ("train-lr-nan", ["train", "--data", P("bad_h5"), "--lr", "nan"], {2}, "lr = nan"),
+    ("train-ema-decay-above-1", ["train", "--data", P("bad_h5"), "--ema-decay", "1.5"], {2},
+     "ema_decay = 1.5"),
     # evaluate, calibrate, export: checkpoints
     ("evaluate-missing-ckpt", ["evaluate", J("dir", "nope.pt"), "--data", P("bad_h5")], {2, 4},
      "nope.pt"),

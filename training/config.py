@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from streamcount.errors import InputError
-from streamcount.training.data import AugmentConfig
+from streamcount.training.data import AugmentConfig, setting_types_check
 
 LOSSES = ("mse", "bayes")
+
+# Numeric settings and their allowed ranges (inclusive; ``None`` for "no limit"), with the
+# reason shown when a value falls outside: an epoch count of 0 or an EMA decay above 1 would
+# otherwise run and give a model that is silently wrong, or fail deep inside torch.
+_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "filters": (1, 1024, "channels: 1 to 1024"),
+    "growth": (1, 4, "a channel factor: 1 to 4"),
+    "n_convs": (1, 8, "convolutions per block: 1 to 8"),
+    "decoder_channels": (1, 1024, "channels: 1 to 1024"),
+    "encoder_lr": (0.0, 10.0, "a factor of lr: 0 to 10"),
+    "freeze_stages": (0, 64, "stages: 0 to 64"),
+    "epochs": (1, None, "at least 1"),
+    "samples_per_epoch": (0, None, "0 for one per training image, or more"),
+    "batch_size": (1, 4096, "items per step: 1 to 4096"),
+    "lr": (1e-9, 10.0, "a learning rate: above 0, at most 10"),
+    "weight_decay": (0.0, 10.0, "0 to 10"),
+    "density_scale": (1e-6, 1e9, "a factor above 0"),
+    "count_loss": (0.0, 1e6, "a weight: 0 or more"),
+    "loss_count_norm": (0.0, 1e9, "a count: 0 or more"),
+    "grad_clip": (0.0, 1e9, "a gradient norm: 0 (off) or more"),
+    "ema_decay": (0.0, 0.999999, "0 (off) or a decay below 1"),
+    "seed": (0, 2**32 - 1, "0 to 2**32 - 1"),
+    "workers": (0, 256, "processes: 0 to 256"),
+    "threads": (0, 1024, "0 (torch's default) to 1024"),
+    "val_every": (1, None, "epochs: at least 1"),
+}
+
+
+def _within(value: float, lo: float | None, hi: float | None) -> bool:
+    """Whether ``value`` is a finite number within ``[lo, hi]`` (``None``: unbounded)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
 @dataclass
@@ -120,7 +154,11 @@ class TrainConfig:
     aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        bad = []
+        setting_types_check(self, "training")
+        bad = [f"{k} = {getattr(self, k)} ({why})" for k, (lo, hi, why) in _RANGES.items()
+               if not _within(getattr(self, k), lo, hi)]
+        if self.patch != 0 and not 8 <= self.patch <= 4096:
+            bad.append(f"patch = {self.patch} (0 for whole images, or pixels: 8 to 4096)")
         if self.loss not in LOSSES:
             bad.append(f"loss = {self.loss!r} (one of {', '.join(LOSSES)})")
         if not 0.5 <= self.bayes_sigma <= 64.0:
@@ -201,4 +239,7 @@ class TrainConfig:
             raise InputError(f"recipe not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"recipe {path} is not valid TOML: {exc}") from exc
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (InputError, TypeError) as exc:
+            raise InputError(f"recipe {path}: {exc}; fix it there") from exc

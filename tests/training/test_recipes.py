@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streamcount.errors import InputError
 from streamcount.training.config import TrainConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"
@@ -66,3 +67,41 @@ def test_finetune_recipe_starts_from_the_bundled_crowd(blob_dataset: Path, tmp_p
     assert stem and head
     assert all(torch.allclose(tuned[k].float(), start[k].float(), atol=1e-3) for k in stem)
     assert any(not torch.allclose(tuned[k].float(), start[k].float(), atol=1e-4) for k in head)
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("epochs", 0), ("epochs", -3), ("batch_size", 0), ("patch", 7), ("patch", -1),
+    ("samples_per_epoch", -1), ("lr", 0.0), ("lr", float("nan")), ("lr", -1e-3),
+    ("weight_decay", -1.0), ("density_scale", 0.0), ("count_loss", -1.0), ("grad_clip", -1.0),
+    ("grad_clip", float("inf")), ("ema_decay", 1.0), ("ema_decay", 1.5), ("seed", -1),
+    ("workers", -1), ("threads", -1), ("val_every", 0), ("encoder_lr", -1.0),
+    ("decoder_channels", 0), ("filters", 0), ("n_convs", 0), ("freeze_stages", -1),
+])
+def test_a_setting_out_of_range_is_one_clear_error(setting: str, value: float) -> None:
+    with pytest.raises(InputError, match=rf"out of range: {setting} = "):
+        TrainConfig(**{setting: value})
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("patch", 0), ("patch", 8), ("samples_per_epoch", 0), ("ema_decay", 0.0), ("grad_clip", 0.0),
+    ("count_loss", 0.0), ("encoder_lr", 0.0), ("threads", 0), ("lr", 1),
+])
+def test_edge_values_that_mean_something_are_accepted(setting: str, value: float) -> None:
+    assert getattr(TrainConfig(**{setting: value}), setting) == value
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ('epochs = "ten"\n', "epochs = 'ten' (should be a whole number)"),
+    ("epochs = 2.5\n", "epochs = 2.5 (should be a whole number)"),
+    ("hflip_is_not_here = 1\n", "unknown training settings: hflip_is_not_here"),
+    ('[aug]\nhflip = 3\nbrightness = "x"\n', "hflip = 3 (should be true or false); brightness"),
+    ("lr = true\n", "lr = True (should be a number)"),
+    ("val_every = 0\n", "val_every = 0 (epochs: at least 1)"),
+])
+def test_a_bad_recipe_names_the_file_and_the_setting(tmp_path: Path, text: str,
+                                                     named: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        TrainConfig.from_toml(path)
+    assert str(path) in str(err.value) and named in str(err.value)
