@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -46,6 +48,20 @@ def to_bgr8(frame: np.ndarray, channels: int) -> np.ndarray:
     return frame.reshape(frame.shape[0], frame.shape[1])
 
 
+def check_input_scale(scale: float | None) -> None:
+    """Raise one clear error for an ``--input-scale`` override out of 0.05-4 (``None``: none).
+
+    Example:
+        >>> check_input_scale(0.5)
+        >>> check_input_scale(0.0)
+        Traceback (most recent call last):
+        ...
+        streamcount.errors.InputError: --input-scale must be between 0.05 and 4, got 0.0
+    """
+    if scale is not None and not (math.isfinite(scale) and 0.05 <= scale <= 4.0):
+        raise InputError(f"--input-scale must be between 0.05 and 4, got {scale}")
+
+
 class Preprocessor:
     """Turns BGR uint8 frames into normalized ``C x H x W`` float32 arrays for one model.
 
@@ -60,9 +76,10 @@ class Preprocessor:
     def __init__(self, meta: ModelMetadata, input_scale: float | None = None) -> None:
         self.meta = meta
         self.channels = int(meta.in_channels)
-        self.scale = float(input_scale if input_scale else meta.input_scale)
-        if self.scale <= 0:
-            raise InputError(f"input scale must be positive, got {self.scale}")
+        check_input_scale(input_scale)
+        self.scale = float(meta.input_scale if input_scale is None else input_scale)
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise InputError(f"the model's metadata has input scale {self.scale}: re-export it")
         std = np.asarray(meta.std, np.float32)[: self.channels]
         mean = np.asarray(meta.mean, np.float32)[: self.channels]
         # x_norm = (x / 255 - mean) / std = x * a + b

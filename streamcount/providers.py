@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streamcount import defaults
-from streamcount.errors import DeviceError, ModelError
+from streamcount.errors import DeviceError, InputError, ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,20 @@ def provider_chain(device: str, cache_dir: Path | None = None) -> list[Any]:
     return chain
 
 
+def check_threads(threads: int) -> None:
+    """Raise one clear error for an inference thread count out of 0-1024 (0: one per core).
+
+    Example:
+        >>> check_threads(2)
+        >>> check_threads(-1)
+        Traceback (most recent call last):
+        ...
+        streamcount.errors.InputError: --threads must be 0 (one per core) to 1024, got -1
+    """
+    if not 0 <= threads <= 1024:
+        raise InputError(f"--threads must be 0 (one per core) to 1024, got {threads}")
+
+
 def create_session(
     model_path: Path | bytes, device: str = defaults.DEVICE, threads: int = defaults.THREADS,
     cache_dir: Path | None = None
@@ -104,6 +118,7 @@ def create_session(
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    check_threads(threads)
     if threads:
         so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

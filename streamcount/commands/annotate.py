@@ -51,9 +51,11 @@ def run(args: argparse.Namespace) -> int:
     check_exposure(host, args.web_token)
     require("starlette", "web")
     require("uvicorn", "web")
+    from streamcount.providers import check_threads
     from streamcount.web.annotate import PointStore, annotate_app
     from streamcount.web.server import BackgroundServer, guarded
 
+    check_threads(args.threads)
     store = PointStore(args.folder, args.csv)
     check_writable(store.csv_path, "points file")
     hints = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import tempfile
@@ -129,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col)
     cases = [(m, p) for m in models for p in (args.precision or ["auto"])]
     batches = args.batch or [1]
+    if not (math.isfinite(args.seconds) and 0 < args.seconds <= 3600):
+        raise InputError(f"--seconds must be from above 0 to 3600, got {args.seconds}")
     if any(b < 1 or b > 256 for b in batches):
         raise InputError("--batch must be from 1 to 256")
     tmp = tempfile.TemporaryDirectory()

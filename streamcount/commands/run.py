@@ -124,10 +124,16 @@ class RunConfig:
             raise InputError(f"--max-frames must be >= 1, got {self.max_frames}")
         if self.reconnect_max < 0:
             raise InputError("--reconnect-max must be >= 0")
-        if self.timeout <= 0:
-            raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
-        if self.input_scale is not None and not 0.05 <= self.input_scale <= 4.0:
-            raise InputError(f"--input-scale must be between 0.05 and 4, got {self.input_scale}")
+        if not (math.isfinite(self.timeout) and 0 < self.timeout <= 3600):
+            raise InputError(f"--timeout must be from above 0 to 3600 seconds, got {self.timeout}")
+        if not (math.isfinite(self.reconnect_backoff) and 0 <= self.reconnect_backoff <= 3600):
+            raise InputError(f"--reconnect-backoff must be from 0 to 3600 seconds, got "
+                             f"{self.reconnect_backoff}")
+        from streamcount.preprocess import check_input_scale
+        from streamcount.providers import check_threads
+
+        check_input_scale(self.input_scale)
+        check_threads(self.threads)
         unknown = sorted(set(self.outputs) - set(table.outputs()))
         if unknown:
             raise InputError(f"unknown output {unknown[0]!r}; known: "

@@ -204,6 +204,8 @@ class FleetConfig:
             (self.max_restarts >= 0, "max_restarts must be >= 0"),
             (self.source_cpus >= 0 and self.inference_cpus >= 0, "CPU counts must be >= 0"),
             (self.prefetch >= 1, "prefetch must be >= 1"),
+            (0 <= self.threads <= 1024, f"threads must be 0 (one per core) to 1024, got "
+                                        f"{self.threads}"),
             (bool(self.outputs), "every output is off (csv, jsonl): nothing would be written"),
         ]
         for ok, msg in checks:

@@ -75,6 +75,15 @@ def test_fleet_refuses_no_output_or_a_non_boolean(bad: dict[str, object]) -> Non
         FleetConfig.from_dict({"sources": ["a.mp4"], **bad})
 
 
+@pytest.mark.parametrize(("bad", "needle"), [
+    ({"threads": -1}, "threads must be 0"), ({"threads": 5000}, "threads must be 0"),
+    ({"batch": 0}, "batch must be >= 1"), ({"prefetch": 0}, "prefetch must be >= 1"),
+])
+def test_fleet_refuses_impossible_numbers(bad: dict[str, object], needle: str) -> None:
+    with pytest.raises(InputError, match=needle):
+        FleetConfig.from_dict({"sources": ["a.mp4"], **bad})
+
+
 def test_a_new_output_is_one_declaration(with_frames_output: table.Output, tmp_path: Path,
                                          tiny_model: Path) -> None:
     """Declared once in the table: `run` has its flag and writes it; a fleet file accepts it."""
