@@ -126,6 +126,12 @@ def J(key: str, name: str):
     return lambda f: str(Path(f[key]) / name)
 
 
+def PREP(out: str, *flags: str) -> list:
+    """``prepare cells`` of an empty folder with ``flags``: a bad flag is refused before the
+    folder is read."""
+    return ["prepare", "cells", "--root", P("empty_dir"), "--out", J("dir", out), *flags]
+
+
 M = P("model")
 V = P("good_video")
 
@@ -194,6 +200,14 @@ CASES = [
                             J("dir", "out2")], {2}, "empty_dir"),
     ("prepare-points-bad-csv", ["prepare", "points", "--root", P("dir"), "--out",
                                 J("dir", "out3")], {2}, ""),
+    ("prepare-scale-nan", PREP("o0", "--scale", "nan"), {2}, "--scale"),
+    ("prepare-sigma-nan", PREP("o1", "--sigma", "nan"), {2}, "--sigma"),
+    ("prepare-k-zero", PREP("o2", "--k", "0"), {2}, "--k"),
+    ("prepare-beta-negative", PREP("o3", "--beta", "-1"), {2}, "--beta"),
+    ("prepare-sigma-min-above-max", PREP("o4", "--sigma-min", "5", "--sigma-max", "1"), {2},
+     "--sigma-min"),
+    ("prepare-val-blocks-negative", PREP("o5", "--val-blocks", "-1"), {2}, "--val-blocks"),
+    ("prepare-seed-negative", PREP("o6", "--seed", "-1"), {2}, "--seed"),
     # train
     ("train-missing-data", ["train", "--data", J("dir", "nodata"), "--out", J("dir", "r1"),
                             "--epochs", "1"], {2}, "nodata"),
@@ -228,6 +242,8 @@ CASES = [
      "garbage.pt"),
     ("evaluate-bands-too-many", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"), "--bands",
                                  "21"], {2}, "--bands"),
+    ("evaluate-game-levels-negative", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"),
+                                       "--game-levels", "-1"], {2}, "--game-levels"),
     ("evaluate-grid-too-fine", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"), "--grid",
                                 "9"], {2}, "--grid"),
     ("calibrate-empty-ckpt", ["calibrate", P("empty_pt"), "--data", P("bad_h5")], {2, 4},
@@ -239,6 +255,7 @@ CASES = [
     # zones and fleet
     ("zones-missing-source", ["zones", J("dir", "nope.mp4"), "--out", J("dir", "z.json")],
      {2, 6}, "nope.mp4"),
+    ("zones-grid-zero", ["zones", V, "--out", J("dir", "z0.json"), "--grid", "0"], {2}, "--grid"),
     ("fleet-missing-file", ["fleet", J("dir", "nope.yaml")], {2}, "nope.yaml"),
 ]
 

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--bands must be from 0 to 20, got {args.bands}")
     if not 0 <= args.grid <= 8:
         raise InputError(f"--grid must be from 0 to 8, got {args.grid}")
+    if not 0 <= args.game_levels <= 6:
+        raise InputError(f"--game-levels must be from 0 to 6, got {args.game_levels}")
     split_path = split_file(args.data, args.split)
     ev = evaluate_checkpoint(
         args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json,

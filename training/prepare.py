@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,12 +136,27 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     bad = [s for s in splits if s not in ("train", "val", "test")]
     if bad or not splits:
         raise InputError(f"--splits takes train, val and/or test, got {args.splits!r}")
-    if args.scale <= 0 or args.scale > 8:
+    def inside(value: float, lo: float, hi: float, above: bool = False) -> bool:
+        return math.isfinite(value) and (value > lo if above else value >= lo) and value <= hi
+
+    if not inside(args.scale, 0.0, 8.0, above=True):
         raise InputError(f"--scale must be in (0, 8], got {args.scale}")
-    if args.sigma is not None and args.sigma <= 0:
-        raise InputError(f"--sigma must be positive, got {args.sigma}")
+    if args.sigma is not None and not inside(args.sigma, 0.0, 1000.0, above=True):
+        raise InputError(f"--sigma must be positive (pixels, at most 1000), got {args.sigma}")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")
+    if not 1 <= args.k <= 64:
+        raise InputError(f"--k must be from 1 to 64 neighbours, got {args.k}")
+    if not inside(args.beta, 0.0, 10.0, above=True):
+        raise InputError(f"--beta must be in (0, 10], got {args.beta}")
+    if not (inside(args.sigma_min, 0.0, 1000.0, above=True)
+            and inside(args.sigma_max, args.sigma_min, 1000.0)):
+        raise InputError(f"--sigma-min and --sigma-max must be positive pixels with min <= max, "
+                         f"got {args.sigma_min} and {args.sigma_max}")
+    if not 1 <= args.val_blocks <= 100:
+        raise InputError(f"--val-blocks must be from 1 to 100, got {args.val_blocks}")
+    if not 0 <= args.seed < 2**32:
+        raise InputError(f"--seed must be from 0 to 2**32 - 1, got {args.seed}")
     return PrepareConfig(
         format=args.format, root=args.root, out=args.out, scale=args.scale, kernel=args.kernel,
         sigma=args.sigma, k=args.k, beta=args.beta, sigma_min=args.sigma_min,

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("zones.json"),
                    help="zone file to write (.json, .yaml or .yml)")
     p.add_argument("--png", type=Path, help="gridded frame (default: OUT with .png)")
-    p.add_argument("--grid", type=int, default=50, help="grid spacing in pixels")
+    p.add_argument("--grid", type=int, default=50, help="grid spacing in pixels (10 to 10000)")
     p.add_argument("--force", action="store_true", help="overwrite an existing zone file")
 
 
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from streamcount.sinks import check_writable
     from streamcount.zones import template
 
+    if not 10 <= args.grid <= 10000:
+        raise InputError(f"--grid must be from 10 to 10000 pixels, got {args.grid}")
     out: Path = args.out
     png: Path = args.png or out.with_suffix(".png")
     if out.exists() and not args.force:
