@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -55,10 +56,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out}: use a path ending in .onnx")
     try:
         edges = tuple(int(v) for v in args.fp32_edges.split(","))
-        assert len(edges) == 2 and min(edges) >= 0
-    except (ValueError, AssertionError):
+    except ValueError:
+        edges = ()
+    if len(edges) != 2 or min(edges) < 0:
         raise InputError(f"--fp32-edges {args.fp32_edges!r}: give FIRST,LAST as two "
-                         "non-negative integers, e.g. 1,2") from None
+                         "non-negative integers, e.g. 1,2")
+    if not 1 <= args.calibration_images <= 100_000:
+        raise InputError(f"--calibration-images must be from 1 to 100000, got "
+                         f"{args.calibration_images}")
+    for flag, value in (("--max-drift", args.max_drift), ("--max-drift-max", args.max_drift_max)):
+        if not (math.isfinite(value) and 0 < value <= 1):
+            raise InputError(f"{flag} must be a share above 0 and at most 1 (0.01 is 1 %), "
+                             f"got {value}")
     report: dict[str, object] = {"out": str(args.out)}
     with tempfile.TemporaryDirectory() as d:
         fp32 = args.out if not (args.fp16 or args.int8) else Path(d) / "fp32.onnx"
