@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from streamcount.errors import InputError
-from streamcount.training.data import AugmentConfig, setting_types_check
+from streamcount.settings import check_types
+from streamcount.training.data import AugmentConfig
 
 LOSSES = ("mse", "bayes")
 
@@ -154,7 +155,7 @@ class TrainConfig:
     aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        setting_types_check(self, "training")
+        check_types(self, "training setting")
         bad = [f"{k} = {getattr(self, k)} ({why})" for k, (lo, hi, why) in _RANGES.items()
                if not _within(getattr(self, k), lo, hi)]
         if self.patch != 0 and not 8 <= self.patch <= 4096:

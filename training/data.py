@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
 from streamcount.errors import InputError
+from streamcount.settings import check_types
 from streamcount.training.density import points_inside, resize_density, scale_points
 
 
@@ -58,7 +59,7 @@ class AugmentConfig:
     dense_crop_tries: int = 4
 
     def __post_init__(self) -> None:
-        setting_types_check(self, "augmentation")
+        check_types(self, "augmentation setting")
         probabilities = ("scale_prob", "gray_prob", "blur_prob", "jpeg_prob", "dense_crop_prob")
         factors = ("scale_jitter", "brightness", "contrast")  # x in [1 - j, 1 + j], above 0
         bad = [f"{k} = {getattr(self, k)} (a probability: 0 to 1)" for k in probabilities
@@ -73,32 +74,6 @@ class AugmentConfig:
             bad.append(f"dense_crop_tries = {self.dense_crop_tries} (positions: 2 to 64)")
         if bad:
             raise InputError(f"augmentation setting out of range: {'; '.join(bad)}")
-
-
-def setting_types_check(settings: Any, what: str) -> None:
-    """Raise one clear error when a setting of a dataclass has the wrong type.
-
-    Recipes are TOML, so ``epochs = "ten"`` or ``hflip = 3`` reach the dataclass as they are
-    written; this names every such field at once. Only ``bool``, ``int``, ``float`` and ``str``
-    fields are checked (an ``int`` is accepted for a ``float``, a ``bool`` for neither).
-
-    Example:
-        >>> setting_types_check(AugmentConfig(), "augmentation")
-    """
-    expect: dict[str, tuple[tuple[type, ...], str]] = {
-        "bool": ((bool,), "true or false"), "int": ((int,), "a whole number"),
-        "float": ((int, float), "a number"), "str": ((str,), "text"),
-    }
-    bad = []
-    for f in fields(settings):
-        if str(f.type) not in expect:
-            continue
-        kinds, name = expect[str(f.type)]
-        value = getattr(settings, f.name)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            bad.append(f"{f.name} = {value!r} (should be {name})")
-    if bad:
-        raise InputError(f"{what} setting of the wrong type: {'; '.join(bad)}")
 
 
 def jpeg_round_trip(img: np.ndarray, quality: int) -> np.ndarray:

@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = FleetConfig.load(args.fleet)
     if args.address:
         cfg.address = args.address
-    if args.num_cpus:
+    if args.num_cpus is not None:
         cfg.num_cpus = args.num_cpus
+        cfg.validate("--num-cpus")
     if args.output:
         cfg.output = args.output
     if args.summary_json is not None:

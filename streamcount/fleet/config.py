@@ -29,12 +29,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from streamcount import defaults
 from streamcount.errors import InputError
+from streamcount.settings import check_types
 from streamcount.sources import classify, redact, slug
 
 _SOURCE_KEYS = {"source", "name", "zones", "smooth", "mode", "stride", "fps", "max_fps",
@@ -197,13 +199,16 @@ class FleetConfig:
         return cls.from_dict(data, p.parent, str(p))
 
     def validate(self, where: str = "fleet file") -> None:
-        """Raise :class:`InputError` for impossible values."""
+        """Raise :class:`InputError` for values of the wrong type or impossible ones."""
+        check_types(self, f"{where}: a setting")
         checks = [
             (self.batch >= 1, "batch must be >= 1"),
             (self.inflight >= 1, "inflight must be >= 1"),
             (self.max_restarts >= 0, "max_restarts must be >= 0"),
             (self.source_cpus >= 0 and self.inference_cpus >= 0, "CPU counts must be >= 0"),
             (self.prefetch >= 1, "prefetch must be >= 1"),
+            (self.num_cpus is None or 1 <= self.num_cpus <= 4096,
+             f"num_cpus must be from 1 to 4096 (leave it out for all), got {self.num_cpus}"),
             (0 <= self.threads <= 1024, f"threads must be 0 (one per core) to 1024, got "
                                         f"{self.threads}"),
             (bool(self.outputs), "every output is off (csv, jsonl): nothing would be written"),
@@ -238,17 +243,14 @@ def _source(raw: Any, defaults: dict[str, Any], base: Path, where: str) -> Fleet
     mode = merged.get("mode")
     if mode not in (None, "live", "file"):
         raise InputError(f"{where}: mode must be live or file, got {mode!r}")
-    try:
-        src = FleetSource(**merged)
-        src.stride = int(src.stride)
-        if src.stride < 1:
-            raise ValueError("stride must be >= 1")
-        for key in ("fps", "max_fps"):
-            v = getattr(src, key)
-            if v is not None and float(v) <= 0:
-                raise ValueError(f"{key} must be > 0")
-        if src.max_frames is not None and int(src.max_frames) < 1:
-            raise ValueError("max_frames must be >= 1")
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{where}: {exc}") from None
+    src = FleetSource(**merged)
+    check_types(src, f"{where}: a setting")
+    if src.stride < 1:
+        raise InputError(f"{where}: stride must be >= 1, got {src.stride}")
+    for key in ("fps", "max_fps"):
+        v = getattr(src, key)
+        if v is not None and not (math.isfinite(v) and 0 < v <= 10000):
+            raise InputError(f"{where}: {key} must be above 0 and at most 10000, got {v}")
+    if src.max_frames is not None and src.max_frames < 1:
+        raise InputError(f"{where}: max_frames must be >= 1, got {src.max_frames}")
     return src

@@ -78,6 +78,13 @@ def test_fleet_refuses_no_output_or_a_non_boolean(bad: dict[str, object]) -> Non
 @pytest.mark.parametrize(("bad", "needle"), [
     ({"threads": -1}, "threads must be 0"), ({"threads": 5000}, "threads must be 0"),
     ({"batch": 0}, "batch must be >= 1"), ({"prefetch": 0}, "prefetch must be >= 1"),
+    ({"num_cpus": 0}, "num_cpus must be from 1"),
+    ({"threads": "x"}, r"threads = 'x' \(should be a whole number\)"),
+    ({"num_cpus": 1.5}, r"num_cpus = 1.5 \(should be a whole number or left out\)"),
+    ({"batch": None}, "batch = None"), ({"model": 3}, r"model = 3 \(should be text\)"),
+    ({"sources": [{"source": "a.mp4", "stride": "2"}]}, "source 1: a setting of the wrong type"),
+    ({"sources": [{"source": "a.mp4", "fps": float("nan")}]}, "source 1: fps must be above 0"),
+    ({"sources": [{"source": "a.mp4", "max_frames": 0}]}, "source 1: max_frames must be >= 1"),
 ])
 def test_fleet_refuses_impossible_numbers(bad: dict[str, object], needle: str) -> None:
     with pytest.raises(InputError, match=needle):

@@ -1,0 +1,75 @@
+"""Type checks of settings dataclasses filled from files (TOML recipes, YAML fleet files).
+
+A file gives values as they are written (``epochs = "ten"``, ``threads: x``); the dataclass does
+not check them, so a wrong type would surface later as a traceback deep in the code. One call
+names every such field at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from streamcount.errors import InputError
+
+# The annotation parts checked, with what they accept and how the error line names them.
+_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "true or false"),
+    "int": ((int,), "a whole number"),
+    "float": ((int, float), "a number"),
+    "str": ((str,), "text"),
+    "Path": ((str, Path), "a path"),
+    "None": ((type(None),), "left out"),
+}
+
+
+def wrong_types(settings: Any) -> list[str]:
+    """``"name = value (should be ...)"`` for each field of ``settings`` of the wrong type.
+
+    Fields annotated with ``bool``, ``int``, ``float``, ``str``, ``Path`` or a union of them
+    with ``None`` are checked; others are left alone. An ``int`` passes for a ``float``, a
+    ``bool`` for nothing but ``bool``.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class S:
+        ...     n: int = 1
+        ...     x: float | None = None
+        >>> wrong_types(S(n="2", x=0.5))
+        ["n = '2' (should be a whole number)"]
+    """
+    bad = []
+    for f in fields(settings):
+        parts = [p.strip() for p in str(f.type).split("|")]
+        if not all(p in _KINDS for p in parts):
+            continue
+        value = getattr(settings, f.name)
+        kinds = tuple(k for p in parts for k in _KINDS[p][0])
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(_KINDS[p][1] for p in parts)
+            bad.append(f"{f.name} = {value!r} (should be {names})")
+    return bad
+
+
+def check_types(settings: Any, what: str) -> None:
+    """Raise one :class:`InputError` naming every field of ``settings`` of the wrong type.
+
+    Args:
+        settings: A dataclass instance.
+        what: How the error line starts (``"training setting"``, ``"fleet file x.yaml"``).
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class S:
+        ...     on: bool = True
+        >>> check_types(S(on=3), "demo")
+        Traceback (most recent call last):
+        ...
+        streamcount.errors.InputError: demo of the wrong type: on = 3 (should be true or false)
+    """
+    bad = wrong_types(settings)
+    if bad:
+        raise InputError(f"{what} of the wrong type: {'; '.join(bad)}")
