@@ -129,6 +129,10 @@ class RunConfig:
         if not (math.isfinite(self.reconnect_backoff) and 0 <= self.reconnect_backoff <= 3600):
             raise InputError(f"--reconnect-backoff must be from 0 to 3600 seconds, got "
                              f"{self.reconnect_backoff}")
+        if self.snapshot_every is not None and self.snapshot_every < 1:
+            raise InputError(f"--snapshot-every must be >= 1 frame, got {self.snapshot_every}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise InputError(f"--metrics-port must be from 0 to 65535, got {self.metrics_port}")
         from streamcount.preprocess import check_input_scale
         from streamcount.providers import check_threads
 

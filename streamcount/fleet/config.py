@@ -209,6 +209,9 @@ class FleetConfig:
             (self.prefetch >= 1, "prefetch must be >= 1"),
             (self.num_cpus is None or 1 <= self.num_cpus <= 4096,
              f"num_cpus must be from 1 to 4096 (leave it out for all), got {self.num_cpus}"),
+            (all(v is None or 0 <= v <= 65535 for v in (self.metrics_port,
+                                                         self.node_metrics_port)),
+             "metrics_port and node_metrics_port must be from 0 to 65535"),
             (0 <= self.threads <= 1024, f"threads must be 0 (one per core) to 1024, got "
                                         f"{self.threads}"),
             (bool(self.outputs), "every output is off (csv, jsonl): nothing would be written"),

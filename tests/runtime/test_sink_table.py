@@ -78,7 +78,7 @@ def test_fleet_refuses_no_output_or_a_non_boolean(bad: dict[str, object]) -> Non
 @pytest.mark.parametrize(("bad", "needle"), [
     ({"threads": -1}, "threads must be 0"), ({"threads": 5000}, "threads must be 0"),
     ({"batch": 0}, "batch must be >= 1"), ({"prefetch": 0}, "prefetch must be >= 1"),
-    ({"num_cpus": 0}, "num_cpus must be from 1"),
+    ({"num_cpus": 0}, "num_cpus must be from 1"), ({"metrics_port": 99999}, "metrics_port"),
     ({"threads": "x"}, r"threads = 'x' \(should be a whole number\)"),
     ({"num_cpus": 1.5}, r"num_cpus = 1.5 \(should be a whole number or left out\)"),
     ({"batch": None}, "batch = None"), ({"model": 3}, r"model = 3 \(should be text\)"),
