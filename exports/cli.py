@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 from pathlib import Path
 
 from streamcount.errors import InputError, require
+from streamcount.settings import within
 
 HELP = "export a checkpoint to ONNX with metadata; --verify, --fp16, --int8 (needs train extra)"
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--calibration-images must be from 1 to 100000, got "
                          f"{args.calibration_images}")
     for flag, value in (("--max-drift", args.max_drift), ("--max-drift-max", args.max_drift_max)):
-        if not (math.isfinite(value) and 0 < value <= 1):
+        if not within(value, 0, 1, above=True):
             raise InputError(f"{flag} must be a share above 0 and at most 1 (0.01 is 1 %), "
                              f"got {value}")
     report: dict[str, object] = {"out": str(args.out)}

@@ -30,6 +30,7 @@ from streamcount.models import DEFAULT_MODEL, int8_variant, resolve_model
 from streamcount.precision import choose_precision
 from streamcount.preprocess import Preprocessor, density_to_frame
 from streamcount.providers import create_session, gpu_providers_present
+from streamcount.settings import within
 from streamcount.tiling import plan_tiles
 
 logger = logging.getLogger(__name__)
@@ -114,9 +115,7 @@ class Counter:
             self.metadata.max_side = int(max_side)
         self._check_signature()
         self.pre = Preprocessor(self.metadata, input_scale)
-        import math
-
-        if not (math.isfinite(gain) and 0.05 <= gain <= 20.0):
+        if not within(gain, 0.05, 20.0):
             from streamcount.errors import InputError
 
             raise InputError(f"--gain must be between 0.05 and 20, got {gain}")

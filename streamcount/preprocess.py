@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
 from streamcount.errors import InputError
 from streamcount.metadata import ModelMetadata
+from streamcount.settings import within
 
 
 def to_bgr8(frame: np.ndarray, channels: int) -> np.ndarray:
@@ -58,7 +57,7 @@ def check_input_scale(scale: float | None) -> None:
         ...
         streamcount.errors.InputError: --input-scale must be between 0.05 and 4, got 0.0
     """
-    if scale is not None and not (math.isfinite(scale) and 0.05 <= scale <= 4.0):
+    if scale is not None and not within(scale, 0.05, 4.0):
         raise InputError(f"--input-scale must be between 0.05 and 4, got {scale}")
 
 
@@ -78,7 +77,7 @@ class Preprocessor:
         self.channels = int(meta.in_channels)
         check_input_scale(input_scale)
         self.scale = float(meta.input_scale if input_scale is None else input_scale)
-        if not (math.isfinite(self.scale) and self.scale > 0):
+        if not within(self.scale, 0, above=True):
             raise InputError(f"the model's metadata has input scale {self.scale}: re-export it")
         std = np.asarray(meta.std, np.float32)[: self.channels]
         mean = np.asarray(meta.mean, np.float32)[: self.channels]

@@ -1,12 +1,14 @@
-"""Type checks of settings dataclasses filled from files (TOML recipes, YAML fleet files).
+"""Checks of settings: types of dataclasses filled from files, ranges of numbers.
 
 A file gives values as they are written (``epochs = "ten"``, ``threads: x``); the dataclass does
 not check them, so a wrong type would surface later as a traceback deep in the code. One call
-names every such field at once.
+names every such field at once. :func:`within` is the one range test of every numeric option
+(flags and files alike): a NaN or an infinity is never within a range.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,29 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "Path": ((str, Path), "a path"),
     "None": ((type(None),), "left out"),
 }
+
+
+def within(value: object, lo: float | None = None, hi: float | None = None, *,
+           above: bool = False) -> bool:
+    """Whether ``value`` is a finite number from ``lo`` to ``hi`` (``None``: unbounded).
+
+    Args:
+        value: What was given; a ``bool``, text or ``None`` is not a number.
+        lo: Lowest value allowed (``None``: no lower bound).
+        hi: Highest value allowed (``None``: no upper bound).
+        above: ``lo`` itself is not allowed (for values that must be above it, e.g. above 0).
+
+    Example:
+        >>> within(0.5, 0, 1), within(0.0, 0, 1, above=True), within(float("nan"), 0, 1)
+        (True, False, False)
+        >>> within(True, 0, 1), within("1", 0, 2), within(7)
+        (False, False, True)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    if lo is not None and (value <= lo if above else value < lo):
+        return False
+    return hi is None or value <= hi
 
 
 def wrong_types(settings: Any) -> list[str]:

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from streamcount.errors import InputError
+from streamcount.settings import within
 
 #: Limits that keep a zone file's cost bounded (memory and time are per zone and per point).
 MAX_ZONES = 256
@@ -56,12 +57,10 @@ def _zone_name(raw: Any, i: int, source: str) -> str:
 
 def _number(rule: dict[str, Any], key: str, source: str, zone: str) -> float | None:
     """A finite number from an alert rule, None when absent; anything else is an error."""
-    import math
-
     if key not in rule:
         return None
     v = rule[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if not within(v):
         raise InputError(f"{source}: zone '{zone}': alert '{key}' must be a finite number, "
                          f"got {v!r}")
     return float(v)

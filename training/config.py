@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from streamcount.errors import InputError
-from streamcount.settings import check_types
+from streamcount.settings import check_types, within
 from streamcount.training.data import AugmentConfig
 
 LOSSES = ("mse", "bayes")
@@ -39,13 +38,6 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "threads": (0, 1024, "0 (torch's default) to 1024"),
     "val_every": (1, None, "epochs: at least 1"),
 }
-
-
-def _within(value: float, lo: float | None, hi: float | None) -> bool:
-    """Whether ``value`` is a finite number within ``[lo, hi]`` (``None``: unbounded)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return False
-    return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
 @dataclass
@@ -157,7 +149,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_types(self, "training setting")
         bad = [f"{k} = {getattr(self, k)} ({why})" for k, (lo, hi, why) in _RANGES.items()
-               if not _within(getattr(self, k), lo, hi)]
+               if not within(getattr(self, k), lo, hi)]
         if self.patch != 0 and not 8 <= self.patch <= 4096:
             bad.append(f"patch = {self.patch} (0 for whole images, or pixels: 8 to 4096)")
         if self.loss not in LOSSES:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamcount.errors import InputError
+from streamcount.settings import within
 from streamcount.training.datasets import formats
 
 logger = logging.getLogger(__name__)
@@ -136,21 +136,18 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     bad = [s for s in splits if s not in ("train", "val", "test")]
     if bad or not splits:
         raise InputError(f"--splits takes train, val and/or test, got {args.splits!r}")
-    def inside(value: float, lo: float, hi: float, above: bool = False) -> bool:
-        return math.isfinite(value) and (value > lo if above else value >= lo) and value <= hi
-
-    if not inside(args.scale, 0.0, 8.0, above=True):
+    if not within(args.scale, 0.0, 8.0, above=True):
         raise InputError(f"--scale must be in (0, 8], got {args.scale}")
-    if args.sigma is not None and not inside(args.sigma, 0.0, 1000.0, above=True):
+    if args.sigma is not None and not within(args.sigma, 0.0, 1000.0, above=True):
         raise InputError(f"--sigma must be positive (pixels, at most 1000), got {args.sigma}")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")
     if not 1 <= args.k <= 64:
         raise InputError(f"--k must be from 1 to 64 neighbours, got {args.k}")
-    if not inside(args.beta, 0.0, 10.0, above=True):
+    if not within(args.beta, 0.0, 10.0, above=True):
         raise InputError(f"--beta must be in (0, 10], got {args.beta}")
-    if not (inside(args.sigma_min, 0.0, 1000.0, above=True)
-            and inside(args.sigma_max, args.sigma_min, 1000.0)):
+    if not (within(args.sigma_min, 0.0, 1000.0, above=True)
+            and within(args.sigma_max, args.sigma_min, 1000.0)):
         raise InputError(f"--sigma-min and --sigma-max must be positive pixels with min <= max, "
                          f"got {args.sigma_min} and {args.sigma_max}")
     if not 1 <= args.val_blocks <= 100:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import tempfile
@@ -17,6 +16,7 @@ import numpy as np
 from streamcount import defaults
 from streamcount.errors import InputError
 from streamcount.precision import PRECISIONS
+from streamcount.settings import within
 
 if TYPE_CHECKING:
     from streamcount.pipeline import BatchCounter
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col)
     cases = [(m, p) for m in models for p in (args.precision or ["auto"])]
     batches = args.batch or [1]
-    if not (math.isfinite(args.seconds) and 0 < args.seconds <= 3600):
+    if not within(args.seconds, 0, 3600, above=True):
         raise InputError(f"--seconds must be from above 0 to 3600, got {args.seconds}")
     if any(b < 1 or b > 256 for b in batches):
         raise InputError("--batch must be from 1 to 256")

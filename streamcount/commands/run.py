@@ -23,6 +23,7 @@ from streamcount import defaults
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError, SourceError
 from streamcount.models import model_help
 from streamcount.precision import PRECISIONS
+from streamcount.settings import within
 from streamcount.sinks import table
 from streamcount.sinks.metrics import METRICS_TOKEN_ENV
 
@@ -107,26 +108,23 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise :class:`InputError` for impossible combinations, one line each."""
-        import math
-
         if not 1 <= self.batch <= 64:
             raise InputError(f"--batch must be from 1 to 64, got {self.batch} (the queue holds "
                              "2 x batch frames per source)")
-        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= 1000):
+        if self.fps is not None and not within(self.fps, 0, 1000, above=True):
             raise InputError(f"--fps must be a frame rate above 0 and at most 1000, got "
                              f"{self.fps}")
         if self.stride < 1:
             raise InputError(f"--stride must be >= 1, got {self.stride}")
-        if self.max_fps is not None and not (math.isfinite(self.max_fps)
-                                             and 0.001 <= self.max_fps <= 10000):
+        if self.max_fps is not None and not within(self.max_fps, 0.001, 10000):
             raise InputError(f"--max-fps must be from 0.001 to 10000, got {self.max_fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"--max-frames must be >= 1, got {self.max_frames}")
         if self.reconnect_max < 0:
             raise InputError("--reconnect-max must be >= 0")
-        if not (math.isfinite(self.timeout) and 0 < self.timeout <= 3600):
+        if not within(self.timeout, 0, 3600, above=True):
             raise InputError(f"--timeout must be from above 0 to 3600 seconds, got {self.timeout}")
-        if not (math.isfinite(self.reconnect_backoff) and 0 <= self.reconnect_backoff <= 3600):
+        if not within(self.reconnect_backoff, 0, 3600):
             raise InputError(f"--reconnect-backoff must be from 0 to 3600 seconds, got "
                              f"{self.reconnect_backoff}")
         if self.snapshot_every is not None and self.snapshot_every < 1:

@@ -29,14 +29,13 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from streamcount import defaults
 from streamcount.errors import InputError
-from streamcount.settings import check_types
+from streamcount.settings import check_types, within
 from streamcount.sources import classify, redact, slug
 
 _SOURCE_KEYS = {"source", "name", "zones", "smooth", "mode", "stride", "fps", "max_fps",
@@ -252,7 +251,7 @@ def _source(raw: Any, defaults: dict[str, Any], base: Path, where: str) -> Fleet
         raise InputError(f"{where}: stride must be >= 1, got {src.stride}")
     for key in ("fps", "max_fps"):
         v = getattr(src, key)
-        if v is not None and not (math.isfinite(v) and 0 < v <= 10000):
+        if v is not None and not within(v, 0, 10000, above=True):
             raise InputError(f"{where}: {key} must be above 0 and at most 10000, got {v}")
     if src.max_frames is not None and src.max_frames < 1:
         raise InputError(f"{where}: max_frames must be >= 1, got {src.max_frames}")
