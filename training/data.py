@@ -20,6 +20,9 @@ class AugmentConfig:
     Attributes:
         hflip: Random horizontal flips (safe for every dataset).
         vflip: Random vertical flips (cells, top-down views; not street scenes).
+        transpose: Random transposition (x and y swapped) of square views; with ``hflip`` and
+            ``vflip`` it gives all eight 90-degree rotations and mirror images (cells,
+            top-down views). Views that are not square are left as they are.
         scale_jitter: Resize by a factor in ``[1 - j, 1 + j]``; density mass is kept.
         scale_prob: Share of samples that ``scale_jitter`` resizes; the others keep the
             prepared scale. Resampling softens an image, and a model that only ever sees
@@ -46,6 +49,7 @@ class AugmentConfig:
 
     hflip: bool = True
     vflip: bool = False
+    transpose: bool = False
     scale_jitter: float = 0.0
     scale_prob: float = 1.0
     brightness: float = 0.0
@@ -200,6 +204,10 @@ class PatchDataset:
             img, den = img[::-1], den[::-1]
             if pts is not None:
                 pts = np.stack([pts[:, 0], den.shape[0] - 1 - pts[:, 1]], axis=1)
+        if a.transpose and den.shape[0] == den.shape[1] and rng.random() < 0.5:
+            img, den = img.transpose(1, 0, 2), den.T
+            if pts is not None:
+                pts = pts[:, ::-1]
         if a.blur_prob > 0 and rng.random() < a.blur_prob:
             sigma = rng.uniform(0.3, a.blur_sigma)
             img = cv2.GaussianBlur(np.ascontiguousarray(img), (0, 0), sigma).reshape(img.shape)

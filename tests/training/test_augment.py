@@ -149,6 +149,7 @@ def _dot_dataset(aug: AugmentConfig, patch: int, seed: int) -> tuple[PatchDatase
 @pytest.mark.parametrize("aug", [
     AugmentConfig(hflip=False),
     AugmentConfig(hflip=True, vflip=True),
+    AugmentConfig(hflip=True, vflip=True, transpose=True),
     AugmentConfig(hflip=True, vflip=True, scale_jitter=0.3, scale_prob=1.0),
     AugmentConfig(hflip=True, scale_jitter=0.3, scale_prob=0.5, dense_crop_prob=0.5),
 ])
@@ -178,3 +179,26 @@ def test_points_leave_the_random_stream_alone() -> None:
         x, y, _ = ds[k]
         x0, y0 = plain[k]
         assert np.array_equal(x, x0) and np.array_equal(y, y0)
+
+
+@pytest.mark.parametrize("side", [(32, 32), (32, 40)])
+def test_transpose_swaps_square_views_only(side: tuple[int, int]) -> None:
+    """Square views come out in both orientations with the density on the dot; others never
+    change shape (whole images of one size must still batch)."""
+    h, w = side
+    img = np.zeros((h, w, 3), np.uint8)
+    den = np.zeros((h, w), np.float32)
+    img[3, 20] = 255  # one dot off the diagonal: (x 20, y 3) or, transposed, (x 3, y 20)
+    den[3, 20] = 1.0
+    ds = PatchDataset([img], [den], patch=0, samples_per_epoch=40,
+                      aug=AugmentConfig(hflip=False, transpose=True), mean=np.zeros(3),
+                      std=np.ones(3), density_scale=1.0)
+    ds.set_epoch(0)
+    where = set()
+    for k in range(len(ds)):
+        x, y = ds[k]
+        assert x.shape[1:] == y.shape[1:] == (h, w)
+        (yy,), (xx,) = np.nonzero(y[0])
+        assert x[0, yy, xx] == 1.0 and float(y.sum()) == 1.0
+        where.add((int(xx), int(yy)))
+    assert where == ({(20, 3), (3, 20)} if h == w else {(20, 3)})
