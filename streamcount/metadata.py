@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from streamcount.settings import within
 
 logger = logging.getLogger(__name__)
 
@@ -116,21 +117,18 @@ class ModelMetadata:
             return ModelError(f"{source}: metadata {key} = {getattr(self, key)!r} {why}; "
                               "re-export the model with `streamcount export`")
 
-        def finite(v: Any) -> bool:
-            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
         if self.in_channels not in (1, 3):
             raise bad("in_channels", "must be 1 or 3")
-        if not finite(self.density_scale) or self.density_scale <= 0:
+        if not within(self.density_scale, 0, above=True):
             raise bad("density_scale", "must be a positive number")
         for key in ("mean", "std"):
             vals = getattr(self, key)
             if (not isinstance(vals, list) or len(vals) < self.in_channels
-                    or not all(finite(v) for v in vals)):
+                    or not all(within(v) for v in vals)):
                 raise bad(key, f"must be {self.in_channels} finite numbers")
         if min(self.std[: self.in_channels]) <= 0:
             raise bad("std", "must be positive")
-        if not finite(self.input_scale) or not 0.05 <= self.input_scale <= 4.0:
+        if not within(self.input_scale, 0.05, 4.0):
             raise bad("input_scale", "must be between 0.05 and 4")
         if not isinstance(self.size_multiple, int) or not 1 <= self.size_multiple <= 256:
             raise bad("size_multiple", "must be an integer from 1 to 256")

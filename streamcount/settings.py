@@ -9,6 +9,7 @@ names every such field at once. :func:`within` is the one range test of every nu
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ def within(value: object, lo: float | None = None, hi: float | None = None, *,
     """Whether ``value`` is a finite number from ``lo`` to ``hi`` (``None``: unbounded).
 
     Args:
-        value: What was given; a ``bool``, text or ``None`` is not a number.
+        value: What was given: any real number (numpy's too); a ``bool``, text or ``None`` is
+            not a number.
         lo: Lowest value allowed (``None``: no lower bound).
         hi: Highest value allowed (``None``: no upper bound).
         above: ``lo`` itself is not allowed (for values that must be above it, e.g. above 0).
@@ -39,14 +41,16 @@ def within(value: object, lo: float | None = None, hi: float | None = None, *,
     Example:
         >>> within(0.5, 0, 1), within(0.0, 0, 1, above=True), within(float("nan"), 0, 1)
         (True, False, False)
-        >>> within(True, 0, 1), within("1", 0, 2), within(7)
-        (False, False, True)
+        >>> import numpy as np
+        >>> within(True, 0, 1), within("1", 0, 2), within(7), within(np.float32(2.5), 0, 4)
+        (False, False, True, True)
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
-    if lo is not None and (value <= lo if above else value < lo):
+    v = float(value)
+    if not math.isfinite(v):
         return False
-    return hi is None or value <= hi
+    return (lo is None or (v > lo if above else v >= lo)) and (hi is None or v <= hi)
 
 
 def wrong_types(settings: Any) -> list[str]:
