@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from streamcount.errors import InputError, require
+from streamcount.settings import within
 
 HELP = "fit a count gain on the training split and store it in the checkpoint (train extra)"
 
@@ -67,7 +68,6 @@ def read_hand_counts(csv_path: Path | None, pairs: list[str]) -> list[tuple[Path
         InputError: a missing file, a bad row or count (one line naming it).
     """
     import csv as csvmod
-    import math
 
     out: list[tuple[Path, float]] = []
     rows: list[tuple[str, str, str]] = []
@@ -94,7 +94,7 @@ def read_hand_counts(csv_path: Path | None, pairs: list[str]) -> list[tuple[Path
             value = float(n)
         except ValueError:
             raise InputError(f"{where}: count {n!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
+        if not within(value, 0):
             raise InputError(f"{where}: count must be a number >= 0, got {n}")
         p = Path(path) if Path(path).is_absolute() or csv_path is None else base / path
         if not p.is_file():
