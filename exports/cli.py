@@ -79,10 +79,15 @@ def run(args: argparse.Namespace) -> int:
             convert_fp16(fp32, args.out)
             report["precision"] = "fp16"
         if args.int8:
-            drift = quantize_int8(fp32, args.out, args.calibration, max_drift=args.max_drift,
-                                  check=args.check, fp32_edges=edges,
-                                  limit=args.calibration_images,
-                                  max_drift_max=args.max_drift_max)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            with Progress(TextColumn("int8: {task.description}"), BarColumn(),
+                          MofNCompleteColumn(), console=Console(stderr=True), transient=True,
+                          disable=args.json) as progress:
+                drift = quantize_int8(fp32, args.out, args.calibration,
+                                      max_drift=args.max_drift, check=args.check,
+                                      fp32_edges=edges, limit=args.calibration_images,
+                                      max_drift_max=args.max_drift_max, progress=progress)
             report["precision"] = "int8"
             report["int8_drift"] = drift.__dict__
     if args.json:

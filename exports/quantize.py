@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,20 +142,35 @@ def _inputs(files: list[Path], meta: ModelMetadata) -> Iterator[np.ndarray]:
 
 
 class _Reader:
-    """``CalibrationDataReader`` over pre-processed images."""
+    """``CalibrationDataReader`` over pre-processed images, advancing ``tick`` for each."""
 
-    def __init__(self, arrays: list[np.ndarray]) -> None:
+    def __init__(self, arrays: list[np.ndarray], tick: Callable[[], None] | None = None) -> None:
         self._it = iter(arrays)
+        self._tick = tick
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         x = next(self._it, None)
+        if x is not None and self._tick is not None:
+            self._tick()
         return None if x is None else {INPUT_NAME: x}
 
 
+def _ticker(progress: Any, description: str, total: int) -> Callable[[], None] | None:
+    """A function that advances a new task of ``progress`` by one (None without progress)."""
+    if progress is None:
+        return None
+    task = progress.add_task(description, total=total)
+    return lambda: progress.advance(task)
+
+
 def count_drift(
-    fp32: Path, quant: Path, arrays: list[np.ndarray], density_scale: float = 1.0
+    fp32: Path, quant: Path, arrays: list[np.ndarray], density_scale: float = 1.0,
+    tick: Callable[[], None] | None = None,
 ) -> DriftReport:
-    """Counts of both models on the same inputs (absolute drift in objects)."""
+    """Counts of both models on the same inputs (absolute drift in objects).
+
+    ``tick`` (optional) is called after each input, for a progress bar.
+    """
     import onnxruntime as ort
 
     a = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
@@ -166,6 +181,8 @@ def count_drift(
         cb = float(b.run(None, {INPUT_NAME: x})[0].sum()) / density_scale
         abs_d.append(abs(ca - cb))
         rel_d.append(abs(ca - cb) / max(abs(ca), 1e-6))
+        if tick is not None:
+            tick()
     return DriftReport(
         n_images=len(arrays), mean_abs=float(np.mean(abs_d)), max_abs=float(np.max(abs_d)),
         mean_rel=float(np.mean(rel_d)), max_rel=float(np.max(rel_d)),
@@ -188,7 +205,7 @@ def edge_convs(model: Path, first: int = 1, last: int = 2) -> list[str]:
 def quantize_int8(
     src: Path, dst: Path, calibration: Path | str | list, max_drift: float = 0.05,
     limit: int = 64, check: Path | str | list | None = None, fp32_edges: tuple[int, int] = (1, 2),
-    max_drift_max: float | None = None,
+    max_drift_max: float | None = None, progress: Any = None,
 ) -> DriftReport:
     """Static QDQ int8 (U8S8, per-channel weights) calibrated on real images.
 
@@ -203,6 +220,8 @@ def quantize_int8(
         fp32_edges: How many of the first and last convolutions stay fp32 (the stem and
             the density head; ``(0, 0)`` quantizes every convolution).
         max_drift_max: Largest accepted relative drift on any one image (None: not checked).
+        progress: Optional ``rich.progress.Progress`` to report the calibration and the drift
+            check into (one task each).
 
     Raises:
         ModelError: the drift is above ``max_drift`` (mean) or ``max_drift_max`` (any image).
@@ -220,7 +239,8 @@ def quantize_int8(
         # Dynamic H and W: the symbolic shape pass cannot handle them.
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(
-            str(pre), str(out), _Reader(arrays), quant_format=QuantFormat.QDQ,
+            str(pre), str(out), _Reader(arrays, _ticker(progress, "calibrating", len(arrays))),
+            quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=edge_convs(pre, *fp32_edges) if any(fp32_edges) else [],
@@ -228,7 +248,8 @@ def quantize_int8(
         checked = arrays
         if check is not None:
             checked = list(_inputs(calibration_images(check, limit), meta))
-        drift = count_drift(src, out, checked, meta.density_scale)
+        drift = count_drift(src, out, checked, meta.density_scale,
+                            _ticker(progress, "checking drift", len(checked)))
         where = "calibration" if check is None else "check"
         if drift.mean_rel > max_drift or (max_drift_max is not None
                                           and drift.max_rel > max_drift_max):

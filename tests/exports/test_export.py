@@ -115,6 +115,37 @@ def test_int8_variant_and_drift_refusal(exported_model: Path, tmp_path: Path) ->
     assert not (tmp_path / "r.onnx").exists()
 
 
+@pytest.mark.parametrize("n_check", [0, 3])
+def test_int8_reports_progress(exported_model: Path, tmp_path: Path, n_check: int) -> None:
+    from rich.progress import Progress
+
+    from streamcount.exports.quantize import quantize_int8
+
+    calib = _images(tmp_path / "calib", 4)
+    check = _images(tmp_path / "check", n_check) if n_check else None
+    with Progress(disable=True) as progress:
+        drift = quantize_int8(exported_model, tmp_path / "q.onnx", calib, max_drift=1.0,
+                              check=check, progress=progress)
+    done = {t.description: (t.completed, t.total) for t in progress.tasks}
+    assert done == {"calibrating": (4, 4), "checking drift": (n_check or 4, n_check or 4)}
+    assert drift.n_images == (n_check or 4)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_export_cli_int8(tiny_checkpoint: Path, tmp_path: Path, capsys, as_json: bool) -> None:
+    out = tmp_path / "q.onnx"
+    argv = ["export", str(tiny_checkpoint), "--out", str(out), "--int8", "--calibration",
+            str(_images(tmp_path / "calib", 3)), "--max-drift", "1", "--max-drift-max", "1"]
+    assert main(argv + (["--json"] if as_json else [])) == 0
+    assert Counter(out, device="cpu").metadata.precision == "int8"
+    printed = capsys.readouterr().out
+    if as_json:
+        report = json.loads(printed)
+        assert report["precision"] == "int8" and report["int8_drift"]["n_images"] == 3
+    else:
+        assert "int8 vs fp32 on 3 images" in printed
+
+
 def test_export_bad_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
