@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"
 MODELS = Path(__file__).resolve().parents[2] / "streamcount" / "models"
 
 
-@pytest.mark.parametrize("name", ["cells", "mall", "crowd"])
+@pytest.mark.parametrize("name", ["cells", "mall", "crowd", "crowd-accurate"])
 def test_recipe_parses_and_names_its_model(name: str) -> None:
     cfg = TrainConfig.from_toml(RECIPES / f"{name}.toml")
     assert cfg.name == name and cfg.out == f"runs/{name}"
@@ -22,13 +23,24 @@ def test_recipe_parses_and_names_its_model(name: str) -> None:
     assert f"training/recipes/{name}.toml" in (MODELS / f"{name}.md").read_text()
 
 
-def test_crowd_accurate_is_the_wide_u_net_on_shanghaitech_b() -> None:
-    """The retired crowd-accurate keeps the recipe it was trained with (U-Net-16x2, ShanghaiTech B
-    only), and no longer ships."""
+def test_retired_u_net_16x2_keeps_its_recipe() -> None:
+    """The U-Net-16x2 `crowd-accurate` retired in session 7 keeps the recipe it was trained with
+    (ShanghaiTech B only) under another name."""
+    retired = TrainConfig.from_toml(RECIPES / "crowd-accurate-unet16.toml")
+    assert (retired.arch, retired.filters, retired.growth) == ("unet", 16, 2)
+    assert retired.data == "data/shb-half-s4" and retired.patch == 192
+    assert not (MODELS / "crowd-accurate-unet16.onnx").exists()
+
+
+def test_crowd_accurate_is_crowd_with_a_wider_decoder() -> None:
+    """`crowd-accurate` is `crowd` with a decoder twice as wide, trained twice as long."""
+    crowd = TrainConfig.from_toml(RECIPES / "crowd.toml")
     accurate = TrainConfig.from_toml(RECIPES / "crowd-accurate.toml")
-    assert (accurate.arch, accurate.filters, accurate.growth) == ("unet", 16, 2)
-    assert accurate.data == "data/shb-half-s4" and accurate.patch == 192
-    assert not (MODELS / "crowd-accurate.onnx").exists()
+    assert (crowd.decoder_channels, accurate.decoder_channels) == (64, 128)
+    assert (accurate.epochs, accurate.val_every) == (2 * crowd.epochs, 2 * crowd.val_every)
+    same = dataclasses.replace(accurate, decoder_channels=64, name="crowd", out="runs/crowd",
+                               epochs=crowd.epochs, val_every=crowd.val_every)
+    assert same == crowd
 
 
 def test_crowd_and_mall_are_the_pretrained_u_net_without_decoder_norm() -> None:
