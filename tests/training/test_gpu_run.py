@@ -81,3 +81,38 @@ def test_pack_keeps_cells_lossless(blob_dataset: Path, tmp_path: Path, source: s
                    for k in sorted(g)]
     exact = [np.array_equal(d, o) for d, o in zip(decoded, originals, strict=True)]
     assert all(exact) if lossless else not any(exact)
+
+
+@pytest.mark.parametrize(("asked", "planned"), [
+    (("cells", "crowd", "mall"), ("crowd", "mall", "cells")),
+    (("crowd-accurate", "mall"), ("crowd-accurate", "mall")),
+    (("cells",), ("cells",)),
+])
+def test_models_run_in_plan_order(asked: tuple[str, ...], planned: tuple[str, ...]) -> None:
+    from streamcount.training.gpu import run as runmod
+
+    assert runmod.check_models(asked) == planned
+
+
+@pytest.mark.parametrize("models", ["crowd,crwod", "", "unet"])
+def test_unknown_models_stop_before_anything_runs(models: str, tmp_path: Path) -> None:
+    """A misspelt name is one clear line, not a window spent training the others."""
+    from streamcount.training.gpu import run as runmod
+
+    with pytest.raises(SystemExit) as exc:
+        runmod.main(["--pack", str(tmp_path / "none.h5"), "--out", str(tmp_path / "out"),
+                     "--models", models])
+    msg = str(exc.value)
+    assert msg.startswith("error: --models") and "choose from crowd, crowd-accurate" in msg
+    assert "\n" not in msg and not (tmp_path / "out").exists()
+
+
+def test_crowd_accurate_gpu_config_keeps_its_recipe(tmp_path: Path) -> None:
+    """The window trains crowd-accurate's network (128-channel decoder) with the GPU overrides."""
+    from streamcount.training.gpu import run as runmod
+
+    folders = {n: tmp_path / n for n in ("shb-half-s4", "sha-half-s4", "mall-half-2b")}
+    cfg = runmod.gpu_config("crowd-accurate", folders, tmp_path, "cpu", 64, 0)
+    assert cfg.decoder_channels == 128 and cfg.name == "crowd-accurate"
+    assert cfg.batch_size == 64 and cfg.lr == pytest.approx(1e-3 * 8**0.5)
+    assert cfg.init == "" and cfg.out == str(tmp_path / "runs" / "crowd-accurate")
