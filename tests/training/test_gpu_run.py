@@ -99,8 +99,9 @@ def test_unknown_models_stop_before_anything_runs(models: str, tmp_path: Path) -
     """A misspelt name is one clear line, not a window spent training the others."""
     from streamcount.training.gpu import run as runmod
 
+    (tmp_path / "pack.h5").write_bytes(b"")  # never opened: the names are checked first
     with pytest.raises(SystemExit) as exc:
-        runmod.main(["--pack", str(tmp_path / "none.h5"), "--out", str(tmp_path / "out"),
+        runmod.main(["--pack", str(tmp_path / "pack.h5"), "--out", str(tmp_path / "out"),
                      "--models", models])
     msg = str(exc.value)
     assert msg.startswith("error: --models") and "choose from crowd, crowd-accurate" in msg

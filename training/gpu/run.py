@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 #: Order and share of the budget (of the models asked for): mall starts from the crowd model just
-#: trained. ``crowd-accurate`` is not in the default set: with it, eight files would come back, the
-#: most a device call returns, so a window trains it with ``--models crowd-accurate,...`` instead.
+#: trained. ``crowd-accurate`` is not in the default set: all four would write nine files, over the
+#: eight a device call brings back, so a window trains it with ``--models crowd-accurate,...``.
 PLAN = (("crowd", 0.6), ("crowd-accurate", 0.6), ("mall", 0.15), ("cells", 0.25))
 DEFAULT_MODELS = ("crowd", "mall", "cells")
 
@@ -57,8 +57,8 @@ def check_models(models: tuple[str, ...]) -> tuple[str, ...]:
     known = [m for m, _ in PLAN]
     unknown = [m for m in models if m not in known]
     if unknown or not models:
-        raise InputError(f"--models {','.join(models) or '(empty)'}: unknown {', '.join(unknown)};"
-                         f" choose from {', '.join(known)}")
+        what = f"unknown {', '.join(unknown)}" if unknown else "no model named"
+        raise InputError(f"--models {','.join(models)}: {what}; choose from {', '.join(known)}")
     return tuple(m for m in known if m in models)
 
 
@@ -237,16 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     over = {k: v for k, v in (("samples_per_epoch", args.samples_per_epoch),
                               ("patch", args.patch)) if v is not None}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    try:
-        models = check_models(models)
-    except InputError as e:
-        raise SystemExit(f"error: {e}") from None
     if not args.pack.is_file():
         raise SystemExit(f"error: pack {args.pack} not found: make it with "
                          "python training/gpu/pack.py (see docs/gpu-runbook.md)")
-    s = run(args.pack, args.out, args.budget_s, args.device, args.batch, args.workers, models,
-            over, work=args.work)
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    try:  # a bad --models stops before anything is unpacked; a pack short of a folder, at it
+        s = run(args.pack, args.out, args.budget_s, args.device, args.batch, args.workers, models,
+                over, work=args.work)
+    except InputError as e:
+        raise SystemExit(f"error: {e}") from None
     print(json.dumps(s, indent=2))
     return 0
 
