@@ -177,10 +177,12 @@ def run(pack: Path, out: Path, budget_s: float, device: str = "auto", batch: int
     left = budget_s - unpack_s
     shares = {m: s for m, s in PLAN if m in models}
     total_share = sum(shares.values())
-    for name in (m for m, _ in PLAN if m in models):
+    # every recipe's data checked against the pack before the first model trains
+    configs = {m: gpu_config(m, folders, work, dev, batch, workers, overrides) for m in models}
+    for name in models:
         t0 = time.perf_counter()
         budget = left * shares[name] / total_share
-        cfg = gpu_config(name, folders, work, dev, batch, workers, overrides)
+        cfg = configs[name]
         if cfg.init and not Path(cfg.init).is_file():
             cfg = replace(cfg, init="")  # crowd not trained in this run: mall from ImageNet
         per_epoch = probe_seconds_per_epoch(cfg)
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: pack {args.pack} not found: make it with "
                          "python training/gpu/pack.py (see docs/gpu-runbook.md)")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    try:  # a bad --models stops before anything is unpacked; a pack short of a folder, at it
+    try:  # a bad --models stops before unpacking; a pack short of a folder, before training
         s = run(args.pack, args.out, args.budget_s, args.device, args.batch, args.workers, models,
                 over, work=args.work)
     except InputError as e:
