@@ -12,7 +12,7 @@ import numpy as np
 from streamcount.errors import InputError
 from streamcount.training.checkpoint import effective_density_scale, model_from_checkpoint
 from streamcount.training.data import normalize_image
-from streamcount.training.metrics import count_metrics, game
+from streamcount.training.metrics import by_true_count, count_metrics, game
 from streamcount.training.splits_io import load_split
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class Evaluation:
     blocks: dict[str, dict[str, float]] = field(default_factory=dict)
     bands: list[dict[str, float]] = field(default_factory=list)
     grid: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    by_count: list[dict[str, float]] = field(default_factory=list)
 
 
 def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
@@ -67,6 +68,7 @@ def evaluate_checkpoint(
     checkpoint: Path, split_path: Path, game_levels: int = 3, progress: bool = True,
     bands: int = 0,
     grid: int = 0,
+    count_edges: list[float] | None = None,
 ) -> Evaluation:
     """Run a checkpoint over every image of a split.
 
@@ -80,6 +82,8 @@ def evaluate_checkpoint(
         grid: Also report the mean true count and the mean bias (predicted minus true) in each
             cell of a ``grid`` x ``grid`` division of the image, over all images (``"all"``)
             and over each block of frames (see :func:`frame_blocks`).
+        count_edges: Also report the metrics of the images grouped by true count at these
+            edges (see :func:`~streamcount.training.metrics.by_true_count`).
     """
     import torch
     from rich.progress import track
@@ -131,6 +135,8 @@ def evaluate_checkpoint(
     n_img = max(len(ev.pred), 1)
     ev.bands = [{"band": b, "true": band_true[b] / n_img, "pred": band_pred[b] / n_img,
                  "bias": (band_pred[b] - band_true[b]) / n_img} for b in range(max(bands, 0))]
+    if count_edges:
+        ev.by_count = by_true_count(np.array(ev.pred), np.array(ev.true), count_edges)
     blocks = frame_blocks(ev.names)
     for label, idx in blocks:
         ev.blocks[label] = count_metrics(np.array(ev.pred)[idx], np.array(ev.true)[idx])

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=int, default=0, metavar="N",
                    help="also the true count and the bias in each cell of an NxN grid, "
                         "over all images and per block of frames")
+    p.add_argument("--count-bins", default="", metavar="EDGES",
+                   help="also MAE, RMSE and bias of the images grouped by true count at these "
+                        "comma-separated edges, e.g. 100,200 (where a crowd model's error sits)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--grid must be from 0 to 8, got {args.grid}")
     if not 0 <= args.game_levels <= 6:
         raise InputError(f"--game-levels must be from 0 to 6, got {args.game_levels}")
+    edges = _count_edges(args.count_bins)
     split_path = split_file(args.data, args.split)
     ev = evaluate_checkpoint(
         args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json,
-        bands=args.bands, grid=args.grid,
+        bands=args.bands, grid=args.grid, count_edges=edges,
     )
     if args.plot:
         plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
@@ -56,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             blocks["bands"] = ev.bands
         if ev.grid:
             blocks["grid"] = ev.grid
+        if ev.by_count:
+            blocks["by_count"] = ev.by_count
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
                           **blocks}))
         return 0
@@ -80,6 +86,19 @@ def run(args: argparse.Namespace) -> int:
             bt.add_row(f"{b['band'] + 1}/{len(ev.bands)}", f"{b['true']:.2f}", f"{b['pred']:.2f}",
                        f"{b['bias']:+.2f}")
         Console().print(bt)
+    if ev.by_count:
+        ct = Table(title="images grouped by true count")
+        for col in ("true count", "n", "MAE", "RMSE", "bias", "share of error"):
+            ct.add_column(col)
+        for g in ev.by_count:
+            rng = (f">= {g['low']:g}" if g["high"] == float("inf")
+                   else f"{g['low']:g} to < {g['high']:g}")
+            if g["n"] == 0:
+                ct.add_row(rng, "0", "-", "-", "-", "-")
+                continue
+            ct.add_row(rng, str(g["n"]), f"{g['mae']:.2f}", f"{g['rmse']:.2f}",
+                       f"{g['bias']:+.2f}", f"{g['share']:.0%}")
+        Console().print(ct)
     for label, cells in ev.grid.items():
         gt = Table(title=f"{label}: mean true count / bias per cell (top row = far)")
         gt.add_column("row")
@@ -92,3 +111,20 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         Console().print(f"plot written to {args.plot}")
     return 0
+
+
+def _count_edges(text: str) -> list[float]:
+    """``"100,200"`` -> ``[100.0, 200.0]``; one clear error for anything else."""
+    if not text.strip():
+        return []
+    try:
+        edges = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(
+            f"--count-bins takes comma-separated numbers such as 100,200, got {text!r}"
+        ) from None
+    if any(not e > 0 or e == float("inf") for e in edges) or edges != sorted(set(edges)):
+        raise InputError(
+            f"--count-bins edges must be positive, finite and increasing, got {text!r}"
+        )
+    return edges

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 
@@ -24,6 +26,45 @@ def count_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
         "rel_mae": float((np.abs(err) / np.maximum(true, 1.0)).mean()),
         "n": int(pred.size),
     }
+
+
+def by_true_count(
+    pred: np.ndarray, true: np.ndarray, edges: list[float]
+) -> list[dict[str, float]]:
+    """Count metrics of the images grouped by their true count.
+
+    Where a model's error sits: crowd models tend to be exact on sparse images and short on
+    dense ones, which one MAE over the whole split hides.
+
+    Args:
+        pred: Predicted count per image.
+        true: True count per image.
+        edges: Increasing group edges; ``[100, 200]`` gives ``< 100``, ``100-199.9...`` and
+            ``>= 200``.
+
+    Returns:
+        One dict per group (``low``, ``high`` with ``inf`` for the last, ``n``, ``mae``,
+        ``rmse``, ``bias`` and ``share``, the group's part of the summed absolute error).
+
+    Example:
+        >>> groups = by_true_count(np.array([1.0, 90.0]), np.array([2.0, 100.0]), [50])
+        >>> [(g["n"], g["bias"], round(g["share"], 3)) for g in groups]
+        [(1, -1.0, 0.091), (1, -10.0, 0.909)]
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    if list(edges) != sorted(set(edges)):
+        raise ValueError(f"count edges must increase strictly, got {edges}")
+    total = float(np.abs(pred - true).sum()) or 1.0
+    bounds = [-np.inf, *edges, np.inf]
+    groups = []
+    for low, high in pairwise(bounds):
+        sel = (true >= low) & (true < high)
+        m = count_metrics(pred[sel], true[sel])
+        m.pop("rel_mae", None)
+        groups.append({"low": max(float(low), 0.0), "high": float(high), **m,
+                       "share": float(np.abs(pred[sel] - true[sel]).sum()) / total})
+    return groups
 
 
 def game(pred: np.ndarray, true: np.ndarray, level: int) -> float:

@@ -223,8 +223,11 @@ def test_evaluate_reports_bands_and_blocks(trained, blob_dataset: Path) -> None:
 
     _, out = trained
     ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", game_levels=0,
-                             progress=False, bands=4, grid=3)
+                             progress=False, bands=4, grid=3, count_edges=[2.0, 4.0])
     assert len(ev.bands) == 4
+    assert [g["n"] for g in ev.by_count] == [
+        sum(t < 2 for t in ev.true), sum(2 <= t < 4 for t in ev.true), sum(t >= 4 for t in ev.true)]
+    assert sum(g["n"] for g in ev.by_count) == len(ev.true)
     assert sum(b["true"] for b in ev.bands) == pytest.approx(np.mean(ev.true), rel=1e-4)
     assert sum(b["pred"] for b in ev.bands) == pytest.approx(np.mean(ev.pred), rel=1e-3)
     cells = ev.grid["all"]
