@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from streamcount.errors import InputError, require
@@ -60,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
             blocks["bands"] = ev.bands
         if ev.grid:
             blocks["grid"] = ev.grid
-        if ev.by_count:
-            blocks["by_count"] = ev.by_count
+        if ev.by_count:  # strict JSON: the open last group and empty groups' metrics are null
+            blocks["by_count"] = [{k: v if math.isfinite(v) else None for k, v in g.items()}
+                                  for g in ev.by_count]
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
                           **blocks}))
         return 0

@@ -191,6 +191,24 @@ def test_calibrate_removes_training_bias(trained, blob_dataset: Path, tmp_path: 
     assert main(["calibrate", str(cal), "--data", str(blob_dataset)]) == 2  # already calibrated
 
 
+def test_evaluate_json_groups_by_true_count(trained, blob_dataset: Path, capsys) -> None:
+    """``--json`` stays strict JSON with an empty group and the open-ended last one."""
+    from streamcount.cli import main
+
+    _, out = trained
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(blob_dataset), "--json",
+                 "--game-levels", "0", "--count-bins", "1,1e6"]) == 0
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in --json output")
+
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=refuse)
+    groups = result["by_count"]
+    assert [g["low"] for g in groups] == [0.0, 1.0, 1e6]
+    assert groups[-1]["high"] is None and groups[-1]["n"] == 0 and groups[-1]["mae"] is None
+    assert sum(g["n"] for g in groups) == result["n"]
+
+
 def test_ctrl_c_during_training_keeps_the_last_checkpoint(blob_dataset: Path,
                                                           tmp_path: Path) -> None:
     import signal
