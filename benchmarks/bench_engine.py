@@ -4,6 +4,7 @@ Run from the repository root (needs the dev extra for the torch and FLOP-count p
 
     python benchmarks/bench_engine.py                 # all bundled models, ~3-4 minutes on CPU
     python benchmarks/bench_engine.py --quick         # fewer cases, ~1 minute
+    python benchmarks/bench_engine.py --mask-avx512   # as an AVX2-only CPU (CPUID faulting)
 
 It measures, on the same frames (the example clip resized to 640x480):
 
@@ -16,6 +17,13 @@ It measures, on the same frames (the example clip resized to 640x480):
   post-processing, overlay, CSV and video writing), without and with the dashboard.
 
 Results go to docs/benchmarks.json and docs/benchmarks.md (with the machine described).
+
+``--mask-avx512`` reruns the whole benchmark with AVX-512, AVX-VNNI and AMX hidden from the
+CPUID instruction (``benchmarks/cpuid_mask.c``, built with the system's C compiler and loaded
+with LD_PRELOAD), so ONNX Runtime, numpy and OpenCV pick the kernels they pick on an AVX2-only
+CPU; it needs a CPU and kernel with CPUID faulting (``cpuid_fault`` in /proc/cpuinfo) and
+writes docs/avx2/. The clock and caches stay this machine's: it measures the AVX2 code paths
+here, not another CPU.
 Nothing here is a timed test; stop other heavy jobs first or the numbers mean little.
 """
 
@@ -43,6 +51,60 @@ sys.path.insert(0, str(REPO))
 from streamcount.engine import Counter  # noqa: E402
 from streamcount.models import bundled_models  # noqa: E402
 
+#: Set in the re-executed process of ``--mask-avx512``: the flags the mask hid.
+MASK_ENV = "STREAMCOUNT_BENCH_CPUID_MASK"
+#: /proc/cpuinfo names of the flags that benchmarks/cpuid_mask.c hides.
+MASKED_FLAGS = ("avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+#: glibc's own names, so its string functions take their AVX2 versions too.
+GLIBC_MASK = ("glibc.cpu.hwcaps=-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512VL,"
+              "-AVX512_VNNI,-AVX_VNNI,-AMX_BF16,-AMX_INT8,-AMX_TILE")
+
+
+def rerun_masked(argv: list[str], out: Path) -> None:
+    """Build ``cpuid_mask.so`` and replace this process by the same benchmark under it.
+
+    Exits with one line where it cannot: no CPUID faulting, no C compiler, a failed build.
+    """
+    from streamcount.precision import cpu_flags
+
+    if "cpuid_fault" not in cpu_flags():
+        sys.exit("--mask-avx512: this CPU or kernel has no CPUID faulting (no cpuid_fault flag "
+                 "in /proc/cpuinfo), so the AVX2 paths cannot be forced here; run the "
+                 "benchmark on an AVX2-only machine instead")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        sys.exit("--mask-avx512: no C compiler (cc or gcc) to build benchmarks/cpuid_mask.c; "
+                 "install one (Debian: apt-get install gcc)")
+    lib = Path(tempfile.mkdtemp(prefix="cpuid_mask-")) / "cpuid_mask.so"
+    built = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib),
+                            str(REPO / "benchmarks" / "cpuid_mask.c")],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        sys.exit(f"--mask-avx512: building benchmarks/cpuid_mask.c failed: "
+                 f"{built.stderr.strip().splitlines()[-1:]}")
+    env = {**os.environ, "LD_PRELOAD": str(lib), MASK_ENV: "1", "GLIBC_TUNABLES": GLIBC_MASK}
+    rest = [a for a in argv if a != "--mask-avx512"]
+    if "--out" not in rest:
+        rest += ["--out", str(out)]
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *rest], env)
+
+
+def mask_check() -> dict | None:
+    """In a ``--mask-avx512`` process: evidence that the mask works (CPUID instructions it
+    answered, what numpy's own CPUID reading found); None otherwise."""
+    if not os.environ.get(MASK_ENV):
+        return None
+    import ctypes
+
+    trapped = getattr(ctypes.CDLL(None), "cpuid_mask_trapped", None)
+    if trapped is None:
+        sys.exit("--mask-avx512: cpuid_mask.so is not loaded in this process (LD_PRELOAD lost)")
+    trapped.restype = ctypes.c_ulong
+    features = np._core._multiarray_umath.__cpu_features__
+    return {"hidden": list(MASKED_FLAGS), "cpuid_traps": int(trapped()),
+            "numpy_sees": {k: bool(features.get(k)) for k in ("AVX2", "AVX512F",
+                                                                "AVX512_SPR")}}
+
 
 def machine() -> dict:
     """CPU model, cores, SIMD flags; GPU card if any."""
@@ -61,6 +123,10 @@ def machine() -> dict:
         flags = ""
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
     info["simd"] = [f for f in wanted if f" {f}" in flags]
+    masked = mask_check()
+    if masked is not None:
+        info["simd"] = [f for f in info["simd"] if f not in MASKED_FLAGS]
+        info["cpuid_mask"] = masked
     if shutil.which("nvidia-smi"):
         query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
         gpu = subprocess.run(query, capture_output=True, text=True).stdout.strip()
@@ -444,6 +510,13 @@ def write_markdown(result: dict, path: Path) -> None:
              f"Machine: {m.get('Model name', '?')}, {m.get('CPU(s)', '?')} cores, "
              f"SIMD {', '.join(m['simd']) or 'none'}; GPU: {m['gpu']}; "
              f"ONNX Runtime {m['onnxruntime']}, OpenCV {m['opencv']}, Python {m['python']}.", ""]
+    if m.get("cpuid_mask"):
+        mk = m["cpuid_mask"]
+        lines += [f"**Run with `--mask-avx512`**: {', '.join(mk['hidden'])} hidden from CPUID "
+                  f"(`benchmarks/cpuid_mask.c`; {mk['cpuid_traps']} CPUID instructions of this "
+                  f"process answered masked; numpy's own reading: {mk['numpy_sees']}), so the "
+                  "libraries ran the kernels they pick on an AVX2-only CPU. The clock, caches "
+                  "and memory are this machine's, not an AVX2 CPU's.", ""]
     peak = result.get("plain_conv")
     narrow = result.get("plain_conv_16")
     if peak:
@@ -509,8 +582,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-int8", action="store_true",
                     help="do not quantize the crowd models to int8 and time them")
+    ap.add_argument("--mask-avx512", action="store_true",
+                    help="hide AVX-512, AVX-VNNI and AMX from CPUID (needs CPUID faulting and a "
+                         "C compiler): the kernels an AVX2-only CPU runs; writes docs/avx2/")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     args = ap.parse_args()
+    if args.mask_avx512:
+        rerun_masked(sys.argv[1:], REPO / "docs" / "avx2")
     if args.quick:
         args.seconds = min(args.seconds, 1.0)
         args.e2e_frames = min(args.e2e_frames, 100)
@@ -529,7 +607,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         quant = {} if args.no_int8 or args.models else int8_variants(models, Path(tmp))
         result["latency"] += engine_cases(frames, {**models, **quant}, args.seconds)
-    result["e2e"] = e2e_cases(args.e2e_model, args.e2e_frames)
+    # Under the mask, ``auto`` would read /proc/cpuinfo (still VNNI) and pick int8, which no
+    # AVX2-only CPU's runner would: time fp32 there, the precision such a CPU runs.
+    precisions = ("fp32",) if result["machine"].get("cpuid_mask") else ("fp32", "auto")
+    result["e2e"] = e2e_cases(args.e2e_model, args.e2e_frames, precisions)
     if not args.quick and args.e2e_model in available:
         result["session_sweep"] = session_sweep(available[args.e2e_model], args.seconds)
     args.out.mkdir(parents=True, exist_ok=True)

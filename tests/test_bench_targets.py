@@ -42,3 +42,73 @@ def test_targets_verdicts(flags: list[str], fps: float, gflops: float,
     rows = _bench().targets(_result(flags, fps, gflops))
     found = {key: next(v for t, _, v in rows if key in t) for key in expected}
     assert {k: v.split(" (")[0].replace(" here", "") for k, v in found.items()} == expected
+
+
+def _cpuid_mask_lib(tmp_path):
+    """benchmarks/cpuid_mask.c built here (skips where the CPU cannot fault CPUID)."""
+    import shutil
+    import subprocess
+
+    from streamcount.precision import cpu_flags
+
+    if "cpuid_fault" not in cpu_flags():
+        pytest.skip("this CPU or kernel has no CPUID faulting")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    lib = tmp_path / "cpuid_mask.so"
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib),
+                    str(REPO / "benchmarks" / "cpuid_mask.c")], check=True)
+    return lib
+
+
+_MASK_PROBE = """
+import ctypes, json, numpy as np, onnxruntime as ort
+from onnx import TensorProto, helper
+w = np.random.default_rng(0).standard_normal((16, 16, 3, 3)).astype(np.float32)
+graph = helper.make_graph(
+    [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 24, 32])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel())])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+x = np.random.default_rng(1).standard_normal((1, 16, 24, 32)).astype(np.float32)
+trapped = getattr(ctypes.CDLL(None), "cpuid_mask_trapped", None)
+print(json.dumps({"y": sess.run(None, {"x": x})[0].ravel()[::97].tolist(),
+                  "avx512f": bool(np._core._multiarray_umath.__cpu_features__["AVX512F"]),
+                  "avx2": bool(np._core._multiarray_umath.__cpu_features__["AVX2"]),
+                  "trapped": None if trapped is None else int(trapped())}))
+"""
+
+
+def test_cpuid_mask_hides_avx512_and_onnx_runtime_still_counts(tmp_path) -> None:
+    """Under the mask, numpy's own CPUID reading finds AVX2 but no AVX-512, the CPUID
+    instructions were answered by the handler, and ONNX Runtime (on its AVX2 kernels) computes
+    the same convolution as without the mask."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnx")
+    lib = _cpuid_mask_lib(tmp_path)
+    plain = json.loads(subprocess.run([sys.executable, "-c", _MASK_PROBE], check=True,
+                                      capture_output=True, text=True).stdout)
+    masked = json.loads(subprocess.run([sys.executable, "-c", _MASK_PROBE], check=True,
+                                       capture_output=True, text=True,
+                                       env={**os.environ, "LD_PRELOAD": str(lib)}).stdout)
+    assert plain["trapped"] is None and masked["trapped"] > 0
+    assert masked["avx2"] and not masked["avx512f"]
+    assert masked["y"] == pytest.approx(plain["y"], rel=1e-4, abs=1e-4)
+
+
+def test_mask_avx512_without_cpuid_faulting_is_one_line(monkeypatch, tmp_path) -> None:
+    import streamcount.precision
+
+    bench = _bench()
+    monkeypatch.setattr(streamcount.precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    with pytest.raises(SystemExit) as stop:
+        bench.rerun_masked(["--mask-avx512"], tmp_path)
+    message = str(stop.value.code)
+    assert "no CPUID faulting" in message and "\n" not in message

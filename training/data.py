@@ -45,6 +45,13 @@ class AugmentConfig:
             dense groups, which a model trained on uniform crops counts short when a held-back
             frame holds denser groups than most training views (Mall frames 301-400).
         dense_crop_tries: Random positions compared for a dense patch.
+        mosaic_prob: Probability that a view is a mosaic: split at a random point into four
+            rectangles, each a random crop of a randomly drawn training image (the item's own
+            image first), pixels and density alike, so the count is the four crops' sum. It
+            keeps the view's size (the patch, or the whole image), so a model trained on whole
+            images still sees whole-image borders, while the pairings of objects, backgrounds
+            and counts seen in training multiply (for scenes of independent objects on a plain
+            background, such as cells). Mosaic parts are not scale-jittered.
     """
 
     hflip: bool = True
@@ -61,10 +68,12 @@ class AugmentConfig:
     jpeg_quality: int = 30
     dense_crop_prob: float = 0.0
     dense_crop_tries: int = 4
+    mosaic_prob: float = 0.0
 
     def __post_init__(self) -> None:
         check_types(self, "augmentation setting")
-        probabilities = ("scale_prob", "gray_prob", "blur_prob", "jpeg_prob", "dense_crop_prob")
+        probabilities = ("scale_prob", "gray_prob", "blur_prob", "jpeg_prob", "dense_crop_prob",
+                         "mosaic_prob")
         factors = ("scale_jitter", "brightness", "contrast")  # x in [1 - j, 1 + j], above 0
         bad = [f"{k} = {getattr(self, k)} (a probability: 0 to 1)" for k in probabilities
                if not 0.0 <= getattr(self, k) <= 1.0]
@@ -178,7 +187,10 @@ class PatchDataset:
         den = self.densities[self.order[k]]
         pts = None if self.points is None else self.points[self.order[k]].reshape(-1, 2)
         a = self.aug
-        if a.scale_jitter > 0 and (a.scale_prob >= 1.0 or rng.random() < a.scale_prob):
+        mosaic = a.mosaic_prob > 0 and rng.random() < a.mosaic_prob
+        if mosaic:  # already the patch's size
+            img, den, pts = self._mosaic(img, den, pts, rng)
+        elif a.scale_jitter > 0 and (a.scale_prob >= 1.0 or rng.random() < a.scale_prob):
             f = rng.uniform(1 - a.scale_jitter, 1 + a.scale_jitter)
             h, w = den.shape
             nh, nw = max(8, round(h * f)), max(8, round(w * f))
@@ -188,7 +200,7 @@ class PatchDataset:
             den = resize_density(den, (nh, nw))
             if pts is not None:
                 pts = scale_points(pts, (h, w), (nh, nw))
-        if self.patch:
+        if self.patch and not mosaic:
             tries = 1
             if a.dense_crop_prob > 0 and rng.random() < a.dense_crop_prob:
                 tries = a.dense_crop_tries
@@ -228,6 +240,44 @@ class PatchDataset:
         if pts is None:
             return x, y
         return x, y, np.ascontiguousarray(pts, np.float32).reshape(-1, 2)
+
+    def _mosaic(
+        self, img: np.ndarray, den: np.ndarray, pts: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Four random crops of random training images (``img`` first) tiled into one view of
+        the patch size (whole images: ``img``'s size), split at a random point in the middle
+        half of each side. Returns the view, its density and its points (``None`` without)."""
+        h, w = (self.patch, self.patch) if self.patch else den.shape
+        cy = int(rng.integers(h // 4, h - h // 4 + 1))
+        cx = int(rng.integers(w // 4, w - w // 4 + 1))
+        out_img = np.zeros((h, w, img.shape[2]), img.dtype)
+        out_den = np.zeros((h, w), np.float32)
+        out_pts = []
+        sources = [(img, den, pts)]
+        for _ in range(3):
+            j = int(rng.choice(len(self.images), p=self.weights))
+            sources.append((self.images[j], self.densities[j],
+                            None if self.points is None else self.points[j].reshape(-1, 2)))
+        cells = [(0, 0, cy, cx), (0, cx, cy, w), (cy, 0, h, cx), (cy, cx, h, w)]
+        for (src_img, src_den, src_pts), (y0, x0, y1, x1) in zip(sources, cells, strict=True):
+            ph, pw = y1 - y0, x1 - x0
+            if ph == 0 or pw == 0:
+                continue
+            sh, sw = src_den.shape
+            # a crop of ph x pw (zero padded where the source is smaller)
+            sy = int(rng.integers(0, max(0, sh - ph) + 1))
+            sx = int(rng.integers(0, max(0, sw - pw) + 1))
+            part_img = src_img[sy : sy + ph, sx : sx + pw]
+            part_den = src_den[sy : sy + ph, sx : sx + pw]
+            out_img[y0 : y0 + part_img.shape[0], x0 : x0 + part_img.shape[1]] = part_img
+            out_den[y0 : y0 + part_den.shape[0], x0 : x0 + part_den.shape[1]] = part_den
+            if src_pts is not None:
+                p = src_pts - np.array([sx, sy], np.float32)
+                p = p[points_inside(p, part_den.shape)]
+                out_pts.append(p + np.array([x0, y0], np.float32))
+        if pts is None:
+            return out_img, out_den, None
+        return out_img, out_den, np.concatenate(out_pts).astype(np.float32).reshape(-1, 2)
 
     @staticmethod
     def _crop(

@@ -114,8 +114,9 @@ def test_dense_crops_off_keep_the_stream() -> None:
     assert all(np.array_equal(a[k][1], b[k][1]) for k in range(50))
 
 
-@pytest.mark.parametrize("setting", [{"dense_crop_prob": 1.5}, {"dense_crop_tries": 1}])
-def test_dense_crop_settings_out_of_range(setting: dict) -> None:
+@pytest.mark.parametrize("setting", [{"dense_crop_prob": 1.5}, {"dense_crop_tries": 1},
+                                     {"mosaic_prob": -0.1}, {"mosaic_prob": 2.0}])
+def test_dense_crop_and_mosaic_settings_out_of_range(setting: dict) -> None:
     from streamcount.errors import InputError
 
     with pytest.raises(InputError, match=next(iter(setting))):
@@ -152,6 +153,7 @@ def _dot_dataset(aug: AugmentConfig, patch: int, seed: int) -> tuple[PatchDatase
     AugmentConfig(hflip=True, vflip=True, transpose=True),
     AugmentConfig(hflip=True, vflip=True, scale_jitter=0.3, scale_prob=1.0),
     AugmentConfig(hflip=True, scale_jitter=0.3, scale_prob=0.5, dense_crop_prob=0.5),
+    AugmentConfig(hflip=True, vflip=True, mosaic_prob=0.7),
 ])
 def test_points_move_with_the_pixels(aug: AugmentConfig, patch: int) -> None:
     """Each returned point sits on its bright dot, and the patch holds as many points as the
@@ -202,3 +204,26 @@ def test_transpose_swaps_square_views_only(side: tuple[int, int]) -> None:
         assert x[0, yy, xx] == 1.0 and float(y.sum()) == 1.0
         where.add((int(xx), int(yy)))
     assert where == ({(20, 3), (3, 20)} if h == w else {(20, 3)})
+
+
+@pytest.mark.parametrize(("patch", "prob"), [(0, 1.0), (0, 0.5), (24, 1.0)])
+def test_mosaic_tiles_four_images_and_keeps_their_density(patch: int, prob: float) -> None:
+    """Image ``i`` is grey level ``40 i`` with density ``i`` per pixel: every pixel of a view
+    must carry the density of the image its grey level came from, views keep their size, and
+    about ``prob`` of them mix several images."""
+    h, w = 32, 40
+    images = [np.full((h, w, 3), 40 * i, np.uint8) for i in range(1, 6)]
+    densities = [np.full((h, w), float(i), np.float32) for i in range(1, 6)]
+    ds = PatchDataset(images, densities, patch=patch, samples_per_epoch=100,
+                      aug=AugmentConfig(hflip=True, vflip=True, mosaic_prob=prob),
+                      mean=np.zeros(3), std=np.ones(3), density_scale=1.0)
+    ds.set_epoch(2)
+    mixed = []
+    for k in range(len(ds)):
+        x, y = ds[k]
+        assert x.shape[1:] == y.shape[1:] == ((patch, patch) if patch else (h, w))
+        level = np.rint(x[0] * 255 / 40)
+        assert np.array_equal(level, y[0]), "a pixel's density is not its own image's"
+        mixed.append(len(np.unique(level)) > 1)
+    # four draws from five images: a mosaic is one image only with probability 1/125
+    assert np.mean(mixed) == pytest.approx(prob, abs=0.15)
