@@ -44,6 +44,23 @@ def test_targets_verdicts(flags: list[str], fps: float, gflops: float,
     assert {k: v.split(" (")[0].replace(" here", "") for k, v in found.items()} == expected
 
 
+@pytest.mark.parametrize(("model", "fps", "expected"), [
+    ("crowd", 25.0, [("the default model", ">= 30 fps on an AVX2", "missed"),
+                     ("the default model", ">= 60 fps on a VNNI", "not testable here (this CPU "
+                                                                  "has no VNNI or AMX)")]),
+    ("crowd-accurate", 20.0, [("`crowd-accurate`", ">= 15 fps on an AVX2", "met")]),
+    ("crowd-accurate", 12.0, [("`crowd-accurate`", ">= 15 fps on an AVX2", "missed")]),
+    ("mall", 90.0, []),
+])
+def test_e2e_targets_are_the_timed_models_own(model: str, fps: float, expected: list) -> None:
+    """A run of another model is judged by that model's target, never the default's."""
+    result = {**_result(["avx2", "fma"], fps, 180.0), "e2e_model": model}
+    rows = [(t, v) for t, _, v in _bench().targets(result) if t.startswith("`streamcount run`")]
+    assert len(rows) == len(expected)
+    for (target, verdict), (label, need, want) in zip(rows, expected, strict=True):
+        assert label in target and need in target and verdict == want
+
+
 def _cpuid_mask_lib(tmp_path):
     """benchmarks/cpuid_mask.c built here (skips where the CPU cannot fault CPUID)."""
     import shutil
