@@ -60,6 +60,23 @@ MASKED_FLAGS = ("avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
 GLIBC_MASK = "glibc.cpu.hwcaps=-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512VL"
 
 
+def build_cpuid_mask(folder: Path) -> Path:
+    """``benchmarks/cpuid_mask.c`` built into ``folder/cpuid_mask.so`` with the system's C
+    compiler; exits with one line where there is none or the build fails."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        sys.exit("--mask-avx512: no C compiler (cc or gcc) to build benchmarks/cpuid_mask.c; "
+                 "install one (Debian: apt-get install gcc)")
+    lib = folder / "cpuid_mask.so"
+    built = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib),
+                            str(REPO / "benchmarks" / "cpuid_mask.c")],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        sys.exit(f"--mask-avx512: building benchmarks/cpuid_mask.c failed: "
+                 f"{built.stderr.strip().splitlines()[-1:]}")
+    return lib
+
+
 def rerun_masked(argv: list[str], out: Path) -> None:
     """Build ``cpuid_mask.so`` and replace this process by the same benchmark under it.
 
@@ -71,17 +88,7 @@ def rerun_masked(argv: list[str], out: Path) -> None:
         sys.exit("--mask-avx512: this CPU or kernel has no CPUID faulting (no cpuid_fault flag "
                  "in /proc/cpuinfo), so the AVX2 paths cannot be forced here; run the "
                  "benchmark on an AVX2-only machine instead")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        sys.exit("--mask-avx512: no C compiler (cc or gcc) to build benchmarks/cpuid_mask.c; "
-                 "install one (Debian: apt-get install gcc)")
-    lib = Path(tempfile.mkdtemp(prefix="cpuid_mask-")) / "cpuid_mask.so"
-    built = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib),
-                            str(REPO / "benchmarks" / "cpuid_mask.c")],
-                           capture_output=True, text=True)
-    if built.returncode != 0:
-        sys.exit(f"--mask-avx512: building benchmarks/cpuid_mask.c failed: "
-                 f"{built.stderr.strip().splitlines()[-1:]}")
+    lib = build_cpuid_mask(Path(tempfile.mkdtemp(prefix="cpuid_mask-")))
     env = {**os.environ, "LD_PRELOAD": str(lib), MASK_ENV: "1", "GLIBC_TUNABLES": GLIBC_MASK}
     rest = [a for a in argv if a != "--mask-avx512"]
     if "--out" not in rest:

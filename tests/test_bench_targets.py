@@ -62,21 +62,17 @@ def test_e2e_targets_are_the_timed_models_own(model: str, fps: float, expected: 
 
 
 def _cpuid_mask_lib(tmp_path):
-    """benchmarks/cpuid_mask.c built here (skips where the CPU cannot fault CPUID)."""
+    """benchmarks/cpuid_mask.c built here by the benchmark's own builder (skips where the CPU
+    cannot fault CPUID or there is no C compiler)."""
     import shutil
-    import subprocess
 
     from streamcount.precision import cpu_flags
 
     if "cpuid_fault" not in cpu_flags():
         pytest.skip("this CPU or kernel has no CPUID faulting")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
+    if not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("no C compiler")
-    lib = tmp_path / "cpuid_mask.so"
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib),
-                    str(REPO / "benchmarks" / "cpuid_mask.c")], check=True)
-    return lib
+    return _bench().build_cpuid_mask(tmp_path)
 
 
 _MASK_PROBE = """
