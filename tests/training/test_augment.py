@@ -115,7 +115,8 @@ def test_dense_crops_off_keep_the_stream() -> None:
 
 
 @pytest.mark.parametrize("setting", [{"dense_crop_prob": 1.5}, {"dense_crop_tries": 1},
-                                     {"mosaic_prob": -0.1}, {"mosaic_prob": 2.0}])
+                                     {"mosaic_prob": -0.1}, {"mosaic_prob": 2.0},
+                                     {"overlay_prob": 1.5}, {"overlay_background": 1}])
 def test_dense_crop_and_mosaic_settings_out_of_range(setting: dict) -> None:
     from streamcount.errors import InputError
 
@@ -154,6 +155,7 @@ def _dot_dataset(aug: AugmentConfig, patch: int, seed: int) -> tuple[PatchDatase
     AugmentConfig(hflip=True, vflip=True, scale_jitter=0.3, scale_prob=1.0),
     AugmentConfig(hflip=True, scale_jitter=0.3, scale_prob=0.5, dense_crop_prob=0.5),
     AugmentConfig(hflip=True, vflip=True, mosaic_prob=0.7),
+    AugmentConfig(hflip=True, vflip=True, overlay_prob=0.8),
 ])
 def test_points_move_with_the_pixels(aug: AugmentConfig, patch: int) -> None:
     """Each returned point sits on its bright dot, and the patch holds as many points as the
@@ -227,3 +229,39 @@ def test_mosaic_tiles_four_images_and_keeps_their_density(patch: int, prob: floa
         mixed.append(len(np.unique(level)) > 1)
     # four draws from five images: a mosaic is one image only with probability 1/125
     assert np.mean(mixed) == pytest.approx(prob, abs=0.15)
+
+
+@pytest.mark.parametrize("patch", [0, 40])
+def test_overlay_adds_the_objects_not_the_background(patch: int) -> None:
+    """Images of 3x3 dots on a flat grey background: an overlaid view keeps its own background
+    level, gains the other image's dots (as bright as its own: the added background is
+    removed), and its density is the sum of both, about ``overlay_prob`` of the time."""
+    rng = np.random.default_rng(4)
+    h, w, level = 60, 72, 40
+    images, densities = [], []
+    for _ in range(4):
+        img = np.full((h, w, 3), level, np.uint8)
+        den = np.zeros((h, w), np.float32)
+        for _ in range(6):
+            y, x = int(rng.integers(3, h - 3)), int(rng.integers(3, w - 3))
+            img[y - 1 : y + 2, x - 1 : x + 2] = 200
+            den[y, x] += 1.0
+        images.append(img)
+        densities.append(den)
+    ds = PatchDataset(images, densities, patch=patch, samples_per_epoch=80,
+                      aug=AugmentConfig(hflip=False, overlay_prob=0.5), mean=np.zeros(3),
+                      std=np.ones(3), density_scale=1.0)
+    ds.set_epoch(1)
+    overlaid = 0
+    for k in range(len(ds)):
+        x, y = ds[k]
+        pix = np.rint(x[0] * 255)
+        assert np.isclose(pix.min(), level), "the background level moved"
+        # every pixel is background, one dot (200) or dots of both images on top of each other
+        assert set(np.unique(pix)) <= {level, 200, min(255, 200 + 200 - level)}
+        own = densities[ds.order[k]]
+        if patch == 0:
+            overlaid += float(y.sum()) > float(own.sum()) + 0.5
+            assert float(y.sum()) <= 2 * 6 + 1e-4
+    if patch == 0:
+        assert overlaid / len(ds) == pytest.approx(0.5, abs=0.15)
