@@ -59,8 +59,14 @@ class AugmentConfig:
             up (fluorescence microscopy): the sum is a plausible scene denser than any
             training image, with overlaps brightening as they do under the microscope. Not for
             photographs, where objects occlude instead of adding.
-        overlay_background: Side in pixels of the opening that estimates the added view's
+        overlay_background: Side in pixels of the opening that estimates each view's
             background; larger than one object.
+        overlay_light_power: How bright the sum is: its light (pixels above the background,
+            measured by the same opening) is made the first view's times the ratio of the
+            counts to this power. 1 keeps each object's light as it is (a plain sum); below 1,
+            denser sums are dimmer per object, as in images normalised for exposure. In the
+            VGG synthetic cells the light so measured grows as the count to the power 0.65
+            (1.28 million grey levels at 99 cells on average, 2.42 million at 263).
     """
 
     hflip: bool = True
@@ -80,6 +86,7 @@ class AugmentConfig:
     mosaic_prob: float = 0.0
     overlay_prob: float = 0.0
     overlay_background: int = 15
+    overlay_light_power: float = 1.0
 
     def __post_init__(self) -> None:
         check_types(self, "augmentation setting")
@@ -96,6 +103,8 @@ class AugmentConfig:
             bad.append(f"jpeg_quality = {self.jpeg_quality} (a JPEG quality: 1 to 95)")
         if not 2 <= self.dense_crop_tries <= 64:
             bad.append(f"dense_crop_tries = {self.dense_crop_tries} (positions: 2 to 64)")
+        if not 0.0 <= self.overlay_light_power <= 2.0:
+            bad.append(f"overlay_light_power = {self.overlay_light_power} (a power: 0 to 2)")
         if not 3 <= self.overlay_background <= 255:
             bad.append(f"overlay_background = {self.overlay_background} (pixels: 3 to 255)")
         if bad:
@@ -325,16 +334,46 @@ class PatchDataset:
             add, add_den = add[::-1], add_den[::-1]
             if add_pts is not None:
                 add_pts = np.stack([add_pts[:, 0], h - 1 - add_pts[:, 1]], axis=1)
-        k = self.aug.overlay_background
-        kernel = np.ones((k, k), np.uint8)
-        background = cv2.morphologyEx(np.ascontiguousarray(add), cv2.MORPH_OPEN, kernel)
-        background = cv2.GaussianBlur(background, (0, 0), k / 2).reshape(add.shape)
-        signal = np.clip(add - background, 0.0, None)
-        out = np.clip(img.astype(np.float32) + signal, 0, 255).astype(img.dtype)
+        signal = self._light(add)
+        base = img.astype(np.float32)
+        if self.aug.overlay_light_power != 1.0 and float(den.sum()) > 0:
+            ratio = float(den.sum() + add_den.sum()) / float(den.sum())
+            base, signal = self._set_light(base, signal, ratio ** self.aug.overlay_light_power)
+        out = np.clip(base + signal, 0, 255).astype(img.dtype)
         out_den = (den + add_den).astype(np.float32)
         if pts is None or add_pts is None:
             return out, out_den, pts
         return out, out_den, np.concatenate([pts, add_pts]).astype(np.float32).reshape(-1, 2)
+
+    def _set_light(
+        self, base: np.ndarray, signal: np.ndarray, gain: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``base`` and ``signal`` with both views' light scaled by one factor ``k`` so that
+        the light of ``base + signal``, measured as :meth:`_light` measures it, is ``gain``
+        times that of ``base`` alone. The measured light is close to linear in ``k``: it is
+        measured at two factors and ``k`` interpolated."""
+        own = self._light(base)
+        target = gain * float(own.sum())
+
+        def mix(k: float) -> tuple[np.ndarray, np.ndarray]:
+            return (base - (1.0 - k) * own).astype(np.float32), (k * signal).astype(np.float32)
+
+        def measured(k: float) -> float:
+            b, s = mix(k)
+            return float(self._light(np.clip(b + s, 0, 255)).sum())
+
+        m1, m0 = measured(1.0), measured(0.5)
+        k = 1.0 + (target - m1) * 0.5 / max(m1 - m0, 1e-6)
+        return mix(float(np.clip(k, 0.05, 1.5)))
+
+    def _light(self, img: np.ndarray) -> np.ndarray:
+        """Float ``H x W x C`` light above the background (a grey-level opening of
+        ``overlay_background`` pixels, smoothed), zero where below."""
+        k = self.aug.overlay_background
+        x = np.ascontiguousarray(img, np.float32)
+        background = cv2.morphologyEx(x, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
+        background = cv2.GaussianBlur(background, (0, 0), k / 2).reshape(x.shape)
+        return np.clip(x - background, 0.0, None)
 
     @staticmethod
     def _crop(

@@ -116,7 +116,8 @@ def test_dense_crops_off_keep_the_stream() -> None:
 
 @pytest.mark.parametrize("setting", [{"dense_crop_prob": 1.5}, {"dense_crop_tries": 1},
                                      {"mosaic_prob": -0.1}, {"mosaic_prob": 2.0},
-                                     {"overlay_prob": 1.5}, {"overlay_background": 1}])
+                                     {"overlay_prob": 1.5}, {"overlay_background": 1},
+                                     {"overlay_light_power": -0.5}])
 def test_dense_crop_and_mosaic_settings_out_of_range(setting: dict) -> None:
     from streamcount.errors import InputError
 
@@ -265,3 +266,36 @@ def test_overlay_adds_the_objects_not_the_background(patch: int) -> None:
             assert float(y.sum()) <= 2 * 6 + 1e-4
     if patch == 0:
         assert overlaid / len(ds) == pytest.approx(0.5, abs=0.15)
+
+
+@pytest.mark.parametrize("power", [0.5, 0.65, 1.3])
+def test_overlay_light_power_sets_the_light_of_the_sum(power: float) -> None:
+    """Blurred blobs on a smooth background: with ``overlay_light_power`` the sum's light,
+    as the augmentation measures it, is the own view's times the count ratio to that power,
+    while the density still adds up."""
+    rng = np.random.default_rng(7)
+    h = w = 64
+    yy, xx = np.mgrid[:h, :w]
+    images, densities = [], []
+    for _ in range(3):
+        light = np.zeros((h, w), np.float32)
+        den = np.zeros((h, w), np.float32)
+        for _ in range(int(rng.integers(6, 12))):
+            y, x = int(rng.integers(4, h - 4)), int(rng.integers(4, w - 4))
+            light += 120 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 4.0)
+            den[y, x] += 1.0
+        img = np.clip(30 + 0.2 * xx + light, 0, 255).astype(np.uint8)
+        images.append(np.repeat(img[..., None], 3, axis=2))
+        densities.append(den)
+    aug = AugmentConfig(hflip=False, overlay_prob=1.0, overlay_light_power=power)
+    ds = PatchDataset(images, densities, patch=0, samples_per_epoch=12, aug=aug,
+                      mean=np.zeros(3), std=np.ones(3), density_scale=1.0)
+    ds.set_epoch(0)
+    for k in range(len(ds)):
+        x, y = ds[k]
+        own_img, own_den = images[ds.order[k]], densities[ds.order[k]]
+        assert float(y.sum()) > float(own_den.sum())
+        gain = (float(y.sum()) / float(own_den.sum())) ** power
+        out = np.rint(x.transpose(1, 2, 0) * 255)
+        measured = float(ds._light(out).sum())
+        assert measured == pytest.approx(gain * float(ds._light(own_img).sum()), rel=0.05)
