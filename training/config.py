@@ -152,6 +152,11 @@ class TrainConfig:
                if not within(getattr(self, k), lo, hi)]
         if self.patch != 0 and not 8 <= self.patch <= 4096:
             bad.append(f"patch = {self.patch} (0 for whole images, or pixels: 8 to 4096)")
+        if (self.patch == 0 and self.batch_size > 1 and self.aug.scale_jitter > 0
+                and self.aug.scale_prob > 0):
+            bad.append(f"scale_jitter = {self.aug.scale_jitter} with patch = 0 and batch_size = "
+                       f"{self.batch_size} (resized whole images differ in size and cannot be "
+                       f"batched: set a patch size, or scale_jitter = 0)")
         if self.loss not in LOSSES:
             bad.append(f"loss = {self.loss!r} (one of {', '.join(LOSSES)})")
         if not 0.5 <= self.bayes_sigma <= 64.0:

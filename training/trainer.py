@@ -178,7 +178,8 @@ class Trainer:
         self.dataset = PatchDataset(
             self.train.images, self.train.densities, cfg.patch, n, cfg.aug,
             self.mean, self.std, cfg.density_scale, self.sample_weights,
-            self.train.points if cfg.loss == "bayes" else None,
+            self.train.points if cfg.loss == "bayes" or cfg.aug.occlude_prob > 0 else None,
+            return_points=cfg.loss == "bayes",
         )  # fmt: skip
         extra = {"pretrained": True} if cfg.pretrained and "pretrained" in _params(arch) else {}
         self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs(), **extra)

@@ -117,7 +117,8 @@ def test_dense_crops_off_keep_the_stream() -> None:
 @pytest.mark.parametrize("setting", [{"dense_crop_prob": 1.5}, {"dense_crop_tries": 1},
                                      {"mosaic_prob": -0.1}, {"mosaic_prob": 2.0},
                                      {"overlay_prob": 1.5}, {"overlay_background": 1},
-                                     {"overlay_light_power": -0.5}])
+                                     {"overlay_light_power": -0.5}, {"occlude_prob": 1.2},
+                                     {"occlude_share": -0.1}])
 def test_dense_crop_and_mosaic_settings_out_of_range(setting: dict) -> None:
     from streamcount.errors import InputError
 
@@ -299,3 +300,65 @@ def test_overlay_light_power_sets_the_light_of_the_sum(power: float) -> None:
         out = np.rint(x.transpose(1, 2, 0) * 255)
         measured = float(ds._light(out).sum())
         assert measured == pytest.approx(gain * float(ds._light(own_img).sum()), rel=0.05)
+
+
+def _people_dataset(aug: AugmentConfig, points: bool = True) -> tuple[PatchDataset, np.ndarray]:
+    """A textured 64x96 view with three Gaussian "heads" (sigma 2 px) on its left half."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    pts = np.array([[10.0, 12.0], [30.0, 40.0], [20.0, 50.0]], np.float32)
+    den = np.zeros((64, 96), np.float32)
+    for x, y in pts.astype(int):
+        den[y, x] = 1.0
+    den = cv2.GaussianBlur(den, (0, 0), 2.0)
+    ds = PatchDataset([img], [den], patch=0, samples_per_epoch=40, aug=aug, mean=np.zeros(3),
+                      std=np.ones(3), density_scale=1.0, points=[pts] if points else None,
+                      return_points=False)
+    ds.set_epoch(0)
+    return ds, pts
+
+
+@pytest.mark.parametrize(("prob", "share"), [(1.0, 1.0), (1.0, 0.3), (0.5, 1.0)])
+def test_occluders_cover_heads_and_keep_the_density(prob: float, share: float) -> None:
+    plain, pts = _people_dataset(AugmentConfig(hflip=False))
+    ds, _ = _people_dataset(AugmentConfig(hflip=False, occlude_prob=prob, occlude_share=share))
+    views_changed = 0
+    for k in range(len(ds)):
+        x, y = ds[k]  # items stay (x, y): the points serve the augmentation only
+        x0, y0 = plain[k]
+        np.testing.assert_array_equal(y, y0)  # the covered people are still counted
+        changed = np.argwhere((x != x0).any(axis=0))
+        if len(changed) == 0:
+            continue
+        views_changed += 1
+        # every changed pixel lies within an occluder's reach of a head: side <= 2 heads of
+        # 4 sigma (16 px), centred within 0.4 of the side of the point
+        reach = np.min(np.abs(changed[:, None, ::-1] - pts[None]).max(axis=2), axis=1)
+        assert reach.max() <= 0.5 * 16 + 0.4 * 16 + 1
+    # a view gets occluders with probability prob, and then each of 3 heads with share
+    expected = prob * (1 - (1 - share) ** 3) * len(ds)
+    assert views_changed == pytest.approx(expected, abs=0.25 * len(ds))
+    assert views_changed > 0
+
+
+def test_occluders_off_keep_the_stream_and_need_points() -> None:
+    from streamcount.errors import InputError
+
+    a, _ = _people_dataset(AugmentConfig(brightness=0.2))
+    b, _ = _people_dataset(AugmentConfig(brightness=0.2, occlude_share=0.9))
+    assert all(np.array_equal(a[k][0], b[k][0]) for k in range(10))
+    with pytest.raises(InputError, match="point annotations"):
+        _people_dataset(AugmentConfig(occlude_prob=0.5), points=False)
+
+
+def test_occluders_are_taken_from_empty_places_only() -> None:
+    """A view crowded everywhere has no place holding under 0.02 objects: nothing is pasted."""
+    from streamcount.training.data import occlude
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    den = np.full((32, 32), 0.01, np.float32)  # 0.01 a pixel: any 2x2 place holds 0.04
+    out = occlude(img, den, np.array([[8.0, 8.0], [20.0, 20.0]], np.float32), 1.0, rng)
+    np.testing.assert_array_equal(out, img)

@@ -199,3 +199,25 @@ def test_init_with_an_unknown_name_is_one_line() -> None:
 
     with pytest.raises(InputError, match="no bundled model of that name"):
         resolve_init("no-such-model")
+
+
+@pytest.mark.parametrize(("patch", "batch", "jitter", "prob", "ok"), [
+    (0, 8, 0.3, 0.5, False),  # whole images resized to different sizes cannot be batched
+    (0, 1, 0.3, 0.5, True),   # one item a batch: any size
+    (0, 8, 0.0, 1.0, True),   # not resized
+    (0, 8, 0.3, 0.0, True),   # resized never
+    (224, 8, 0.3, 0.5, True),  # patches: one size
+])
+def test_whole_images_with_scale_jitter_need_batch_one(patch: int, batch: int, jitter: float,
+                                                        prob: float, ok: bool) -> None:
+    from streamcount.training.data import AugmentConfig
+
+    def make() -> TrainConfig:
+        return TrainConfig(patch=patch, batch_size=batch,
+                           aug=AugmentConfig(scale_jitter=jitter, scale_prob=prob))
+
+    if ok:
+        make()
+    else:
+        with pytest.raises(InputError, match="cannot be batched"):
+            make()
