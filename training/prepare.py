@@ -51,6 +51,9 @@ class PrepareConfig:
         label: Points only: keep only this label.
         limit: At most this many samples per split (quick looks and tests).
         splits: Which splits to write.
+        exclude: Samples left out (names as the reader gives them, e.g. ``IMG_108``), for
+            annotations known not to match their image. Taken out after the validation split
+            is drawn, so every other sample stays in the split it had.
     """
 
     format: str
@@ -71,6 +74,7 @@ class PrepareConfig:
     label: str | None = None
     limit: int | None = None
     splits: tuple[str, ...] = ("train", "val", "test")
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -128,6 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most N samples per split (a quick look; default: all)")
     parser.add_argument("--splits", default="train,val,test",
                         help="comma-separated splits to write (default train,val,test)")
+    parser.add_argument("--exclude", default="",
+                        help="comma-separated sample names to leave out (e.g. IMG_108: "
+                             "annotations that do not match their image); the other samples "
+                             "keep their splits")
 
 
 def config_from_args(args: argparse.Namespace) -> PrepareConfig:
@@ -161,6 +169,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         val_blocks=args.val_blocks, n_train=args.n_train,
         seed=args.seed, annotations=args.annotations, label=args.label, limit=args.limit,
         splits=splits,
+        exclude=tuple(s.strip() for s in str(args.exclude).split(",") if s.strip()),
     )
 
 
@@ -204,6 +213,14 @@ def plan(cfg: PrepareConfig) -> dict[str, tuple[str, list[str]]]:
         val_src = "train"
     test = reader.keys(cfg.root, "test", **opts)
     out = {"train": ("train", train), "val": (val_src, val), "test": ("test", test)}
+    if cfg.exclude:
+        unknown = sorted(set(cfg.exclude) - {k for _, keys in out.values() for k in keys})
+        if unknown:
+            raise InputError(f"--exclude {', '.join(unknown)}: no such sample in the "
+                             f"{cfg.format} data under {cfg.root} (names look like "
+                             f"{(train + val + test)[0]})")
+        out = {k: (src, [key for key in keys if key not in cfg.exclude])
+               for k, (src, keys) in out.items()}
     if cfg.limit is not None:
         out = {k: (src, keys[: cfg.limit]) for k, (src, keys) in out.items()}
     return out
@@ -263,7 +280,7 @@ def prepare(cfg: PrepareConfig, progress: Any = None) -> list[SplitSummary]:
         attrs = {"source": cfg.format, "root": str(root.resolve()), "split": split,
                  "scale": float(cfg.scale), "density_scale": 1.0,
                  "val_fraction": float(cfg.val_fraction), "val_blocks": int(cfg.val_blocks),
-                 "seed": int(cfg.seed),
+                 "seed": int(cfg.seed), "excluded": ",".join(cfg.exclude),
                  **dcfg.describe()}
         if cfg.n_train is not None:
             attrs["n_train"] = int(cfg.n_train)

@@ -55,11 +55,12 @@ def test_random_encoder_does_not_classify(classifier) -> None:
         assert int(fresh(x).argmax()) not in range(281, 286)
 
 
-@pytest.mark.parametrize("depth", [3, 4])
+@pytest.mark.parametrize(("depth", "conv"), [(3, "full"), (4, "full"), (3, "separable")])
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 37, 53), (1, 1, 30, 30)])
-def test_output_has_input_size_and_the_native_integral(shape: tuple, depth: int) -> None:
+def test_output_has_input_size_and_the_native_integral(shape: tuple, depth: int,
+                                                       conv: str) -> None:
     net = build_model("unet_effl0", decoder_channels=16, in_channels=shape[1],
-                      encoder_depth=depth).eval()
+                      encoder_depth=depth, decoder_conv=conv).eval()
     m = net.size_multiple
     assert m == {3: 16, 4: 32}[depth]
     assert len(net.encoder.strides) == depth
@@ -78,6 +79,31 @@ def test_output_has_input_size_and_the_native_integral(shape: tuple, depth: int)
 def test_bad_encoder_depth_is_one_line(depth: int) -> None:
     with pytest.raises(InputError, match="encoder_depth must be 3 or 4"):
         build_model("unet_effl0", encoder_depth=depth)
+
+
+@pytest.mark.parametrize(("norm", "conv", "label", "depthwise"), [
+    ("none", "full", "unet_effl0-32", 0),
+    ("none", "separable", "unet_effl0-32-sep", 3),  # the stride-4 and stride-8 smooths, head
+    ("bn", "separable", "unet_effl0-32-sep", 3),
+])
+def test_separable_decoder(norm: str, conv: str, label: str, depthwise: int) -> None:
+    """Depthwise 3x3 then pointwise 1x1 in every decoder 3x3; the config round-trips (a model
+    rebuilt from it has the same parameters) and the label says so."""
+    net = build_model("unet_effl0", decoder_channels=32, decoder_norm=norm, decoder_conv=conv)
+    convs = [m for m in net.net.decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    groups = [m for m in convs if m.groups > 1]
+    assert len(groups) == depthwise
+    assert all(m.groups == m.in_channels == m.out_channels and m.kernel_size == (3, 3)
+               for m in groups)
+    assert type(net).label(net.config) == label
+    rebuilt = build_model(net.config["architecture"],
+                          **{k: v for k, v in net.config.items() if k != "architecture"})
+    assert ({k: v.shape for k, v in rebuilt.state_dict().items()}
+            == {k: v.shape for k, v in net.state_dict().items()})
+    if conv == "full":  # checkpoints from before the option carry no such key
+        assert "decoder_conv" not in net.config
+    with pytest.raises(InputError, match="decoder_conv must be"):
+        build_model("unet_effl0", decoder_conv="dilated")
 
 
 @pytest.mark.parametrize("count_loss,norm,expected", [
