@@ -106,6 +106,22 @@ def test_prepare_points(tmp_path: Path, fmt: str) -> None:
     assert sorted(r["count"] for r in rows) == [0, 1, 3]
 
 
+@pytest.mark.parametrize("exclude", ["seq_000003", "seq_000009", "seq_000003,seq_000010"])
+def test_prepare_exclude_leaves_the_other_samples_in_their_splits(tmp_path: Path,
+                                                                  exclude: str) -> None:
+    make_mall(tmp_path / "mall", n_frames=10)
+    base = ["prepare", "mall", "--root", str(tmp_path / "mall"), "--val-fraction", "0.3"]
+    assert main([*base, "--out", str(tmp_path / "all")]) == 0
+    assert main([*base, "--out", str(tmp_path / "less"), "--exclude", exclude]) == 0
+    gone = set(exclude.split(","))
+    for split in ("train", "val"):
+        before = [r["name"] for r in _check_split(tmp_path / "all" / f"{split}.h5")]
+        after = [r["name"] for r in _check_split(tmp_path / "less" / f"{split}.h5")]
+        assert after == [n for n in before if n not in gone]
+        assert split_info(tmp_path / "less" / f"{split}.h5")["excluded"] == exclude
+    assert split_info(tmp_path / "all" / "train.h5")["excluded"] == ""
+
+
 def test_prepare_removes_stale_split(tmp_path: Path) -> None:
     make_mall(tmp_path / "mall", n_frames=5)
     out = tmp_path / "out"
@@ -124,6 +140,7 @@ def test_prepare_removes_stale_split(tmp_path: Path) -> None:
         (["cells", "--root", "{tmp}/cells", "--kernel", "perspective"], "no perspective map"),
         (["cells", "--root", "{tmp}/cells", "--val-fraction", "1.5"], "val-fraction"),
         (["cells", "--root", "{tmp}/empty"], "no NNNcell.png"),
+        (["cells", "--root", "{tmp}/cells", "--exclude", "001,999"], "--exclude 999: no such"),
     ],
 )
 def test_prepare_bad_input_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str],
