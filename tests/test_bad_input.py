@@ -253,6 +253,8 @@ CASES = [
                                 "9"], {2}, "--grid"),
     ("evaluate-count-bins-words", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"),
                                    "--count-bins", "many"], {2}, "--count-bins"),
+    ("evaluate-worst-negative", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"),
+                                 "--worst", "-1"], {2}, "--worst"),
     ("evaluate-count-bins-decreasing", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"),
                                         "--count-bins", "200,100"], {2}, "--count-bins"),
     ("calibrate-empty-ckpt", ["calibrate", P("empty_pt"), "--data", P("bad_h5")], {2, 4},

@@ -148,6 +148,20 @@ def evaluate_checkpoint(
     return ev
 
 
+def worst_images(ev: Evaluation, n: int) -> list[dict[str, Any]]:
+    """The ``n`` images with the largest absolute count error, largest first: where a model's
+    blind spots, and annotations that do not match their image, show up.
+
+    Example:
+        >>> ev = Evaluation({}, names=["a", "b", "c"], true=[10, 20, 30], pred=[11, 12, 30])
+        >>> [(w["name"], w["error"]) for w in worst_images(ev, 2)]
+        [('b', -8.0), ('a', 1.0)]
+    """
+    order = sorted(range(len(ev.names)), key=lambda i: -abs(ev.pred[i] - ev.true[i]))[:n]
+    return [{"name": ev.names[i], "true": float(ev.true[i]), "pred": float(ev.pred[i]),
+             "error": float(ev.pred[i]) - float(ev.true[i])} for i in order]
+
+
 def _cell_sums(d: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Sums of a density map over a ``rows`` x ``cols`` grid of near-equal cells.
 

@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count-bins", default="", metavar="EDGES",
                    help="also MAE, RMSE and bias of the images grouped by true count at these "
                         "comma-separated edges, e.g. 100,200 (where a crowd model's error sits)")
+    p.add_argument("--worst", type=int, default=0, metavar="N",
+                   help="also the N images with the largest errors (a model's blind spots, and "
+                        "annotations that do not match their image: look at them)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,13 +40,20 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from streamcount.training.evaluate import evaluate_checkpoint, plot_evaluation, summary_row
+    from streamcount.training.evaluate import (
+        evaluate_checkpoint,
+        plot_evaluation,
+        summary_row,
+        worst_images,
+    )
     from streamcount.training.splits_io import split_file
 
     if not 0 <= args.bands <= 20:
         raise InputError(f"--bands must be from 0 to 20, got {args.bands}")
     if not 0 <= args.grid <= 8:
         raise InputError(f"--grid must be from 0 to 8, got {args.grid}")
+    if not 0 <= args.worst <= 1000:
+        raise InputError(f"--worst must be from 0 to 1000 images, got {args.worst}")
     if not 0 <= args.game_levels <= 6:
         raise InputError(f"--game-levels must be from 0 to 6, got {args.game_levels}")
     edges = _count_edges(args.count_bins)
@@ -55,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
     row = summary_row(ev)
+    worst = worst_images(ev, args.worst)
     if args.json:
         blocks = {"blocks": ev.blocks} if ev.blocks else {}
         if ev.bands:
@@ -64,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         if ev.by_count:  # strict JSON: the open last group and empty groups' metrics are null
             blocks["by_count"] = [{k: v if math.isfinite(v) else None for k, v in g.items()}
                                   for g in ev.by_count]
+        if worst:
+            blocks["worst"] = worst
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
                           **blocks}))
         return 0
@@ -101,6 +114,13 @@ def run(args: argparse.Namespace) -> int:
             ct.add_row(rng, str(g["n"]), f"{g['mae']:.2f}", f"{g['rmse']:.2f}",
                        f"{g['bias']:+.2f}", f"{g['share']:.0%}")
         Console().print(ct)
+    if worst:
+        wt = Table(title=f"the {len(worst)} largest errors")
+        for col in ("image", "true", "predicted", "error"):
+            wt.add_column(col)
+        for w in worst:
+            wt.add_row(w["name"], f"{w['true']:.1f}", f"{w['pred']:.1f}", f"{w['error']:+.1f}")
+        Console().print(wt)
     for label, cells in ev.grid.items():
         gt = Table(title=f"{label}: mean true count / bias per cell (top row = far)")
         gt.add_column("row")

@@ -209,6 +209,30 @@ def test_evaluate_json_groups_by_true_count(trained, blob_dataset: Path, capsys)
     assert sum(g["n"] for g in groups) == result["n"]
 
 
+@pytest.mark.parametrize("n", [1, 3, 1000])
+def test_evaluate_worst_lists_the_largest_errors(trained, blob_dataset: Path, capsys,
+                                                 n: int) -> None:
+    """``--worst N`` gives the N images of largest absolute error, largest first, each with
+    the figures the summary is made of."""
+    from streamcount.cli import main
+
+    _, out = trained
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(blob_dataset), "--json",
+                 "--game-levels", "0", "--worst", str(n)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    worst = result["worst"]
+    assert len(worst) == min(n, result["n"])
+    errors = [abs(w["error"]) for w in worst]
+    assert errors == sorted(errors, reverse=True)
+    for w in worst:
+        assert w["error"] == pytest.approx(w["pred"] - w["true"])
+    if n >= result["n"]:  # every image: their mean absolute error is the MAE
+        assert np.mean(errors) == pytest.approx(result["mae"], abs=1e-4)  # printed rounded
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(blob_dataset),
+                 "--game-levels", "0", "--worst", "2"]) == 0
+    assert "the 2 largest errors" in capsys.readouterr().out
+
+
 def test_ctrl_c_during_training_keeps_the_last_checkpoint(blob_dataset: Path,
                                                           tmp_path: Path) -> None:
     import signal
