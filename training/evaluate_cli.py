@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also MAE, RMSE and bias of the images grouped by true count at these "
                         "comma-separated edges, e.g. 100,200 (where a crowd model's error sits)")
     p.add_argument("--worst", type=int, default=0, metavar="N",
-                   help="also the N images with the largest errors (a model's blind spots, and "
-                        "annotations that do not match their image: look at them)")
+                   help="also the N images with the largest errors and how well the predicted "
+                        "density lies on the annotations (near 0: annotations that do not "
+                        "match their image; look at them)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
         if ev.by_count:  # strict JSON: the open last group and empty groups' metrics are null
             blocks["by_count"] = [{k: v if math.isfinite(v) else None for k, v in g.items()}
                                   for g in ev.by_count]
-        if worst:
-            blocks["worst"] = worst
+        if worst:  # strict JSON: a flat map's agreement is null
+            blocks["worst"] = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
+                                for k, v in w.items()} for w in worst]
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
                           **blocks}))
         return 0
@@ -116,10 +118,11 @@ def run(args: argparse.Namespace) -> int:
         Console().print(ct)
     if worst:
         wt = Table(title=f"the {len(worst)} largest errors")
-        for col in ("image", "true", "predicted", "error"):
+        for col in ("image", "true", "predicted", "error", "agreement"):
             wt.add_column(col)
         for w in worst:
-            wt.add_row(w["name"], f"{w['true']:.1f}", f"{w['pred']:.1f}", f"{w['error']:+.1f}")
+            wt.add_row(w["name"], f"{w['true']:.1f}", f"{w['pred']:.1f}", f"{w['error']:+.1f}",
+                       f"{w['agreement']:.2f}")
         Console().print(wt)
     for label, cells in ev.grid.items():
         gt = Table(title=f"{label}: mean true count / bias per cell (top row = far)")

@@ -226,6 +226,7 @@ def test_evaluate_worst_lists_the_largest_errors(trained, blob_dataset: Path, ca
     assert errors == sorted(errors, reverse=True)
     for w in worst:
         assert w["error"] == pytest.approx(w["pred"] - w["true"])
+        assert w["agreement"] is None or -1.0 <= w["agreement"] <= 1.0
     if n >= result["n"]:  # every image: their mean absolute error is the MAE
         assert np.mean(errors) == pytest.approx(result["mae"], abs=1e-4)  # printed rounded
     assert main(["evaluate", str(out / "best.pt"), "--data", str(blob_dataset),
@@ -327,3 +328,29 @@ def test_model_arg_values_are_typed() -> None:
                                      "b=0.5", "--model-arg", "c=bn", "--model-arg", "d=true")
     assert train_cli.config_from_args(args).model_args == {"a": 3, "b": 0.5, "c": "bn",
                                                            "d": True}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spatial_agreement_falls_as_the_annotations_move_away(seed: int) -> None:
+    """Predicted objects on the annotated ones agree at 1; the same annotations moved by 1, 2
+    and 4 blocks of 16 px agree less and less, and those of another picture (other random
+    places) hardly at all."""
+    import cv2
+
+    from streamcount.training.evaluate import spatial_agreement
+
+    rng = np.random.default_rng(seed)
+
+    def density(pts: np.ndarray) -> np.ndarray:
+        d = np.zeros((192, 192), np.float32)
+        for y, x in pts:
+            d[y, x] += 1.0
+        return cv2.GaussianBlur(d, (0, 0), 3.0)
+
+    pts = rng.integers(0, 120, (40, 2))
+    pred = density(pts)
+    got = [spatial_agreement(pred, density(pts + 16 * k)) for k in (0, 1, 2, 4)]
+    assert got[0] == pytest.approx(1.0, abs=1e-6)
+    assert got == sorted(got, reverse=True) and got[1] < 0.9
+    assert spatial_agreement(pred, density(rng.integers(0, 192, (40, 2)))) < 0.4
+    assert np.isnan(spatial_agreement(np.zeros((32, 32)), pred[:32, :32]))
