@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,7 +67,7 @@ def main() -> int:
         return 2
     frames = loadmat(str(gt_file))["frame"][0]
     counter = Counter(args.model, device="cpu")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for first, last, step in BLOCKS:
         sums = {k: [0.0, 0.0] for k in (*REGIONS, "rest")}
         n = 0
