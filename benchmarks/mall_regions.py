@@ -65,8 +65,19 @@ def main() -> int:
         print(f"error: {gt_file} not found: --root must be the Mall folder "
               "(frames/, mall_gt.mat)", file=sys.stderr)
         return 2
-    frames = loadmat(str(gt_file))["frame"][0]
-    counter = Counter(args.model, device="cpu")
+    gt = loadmat(str(gt_file))
+    if "frame" not in gt:
+        print(f"error: {gt_file} has no 'frame' array: not the Mall dataset's ground truth",
+              file=sys.stderr)
+        return 2
+    frames = gt["frame"][0]
+    from streamcount.errors import StreamcountError
+
+    try:
+        counter = Counter(args.model, device="cpu")
+    except StreamcountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     rows: list[dict[str, Any]] = []
     for first, last, step in BLOCKS:
         sums = {k: [0.0, 0.0] for k in (*REGIONS, "rest")}

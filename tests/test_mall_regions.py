@@ -40,11 +40,21 @@ def test_regions_split_the_frame_without_loss(seed: int) -> None:
     assert got["palm"][1] == inside
 
 
-def test_a_folder_that_is_not_mall_is_one_line(tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, str(SCRIPT), "crowd", "--root", str(tmp_path)],
+@pytest.mark.parametrize(("model", "gt_key", "message"), [
+    ("crowd", None, "mall_gt.mat not found"),
+    ("crowd", "count", "no 'frame' array"),
+    ("no-such-model", "frame", "unknown model"),
+])
+def test_bad_input_is_one_line(tmp_path: Path, model: str, gt_key: str | None,
+                               message: str) -> None:
+    if gt_key is not None:
+        from scipy.io import savemat
+
+        savemat(str(tmp_path / "mall_gt.mat"), {gt_key: np.zeros((1, 1))})
+    res = subprocess.run([sys.executable, str(SCRIPT), model, "--root", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
-    assert "mall_gt.mat not found" in res.stderr and "Traceback" not in res.stderr
+    assert message in res.stderr and "Traceback" not in res.stderr
 
 
 @pytest.mark.shared_data
