@@ -155,7 +155,7 @@ def spatial_agreement(pred: np.ndarray, true: np.ndarray, cell: int = 16) -> flo
     smoothed by one block: whether the predicted objects lie where the annotated ones do,
     whatever the counts. A trained model on its own camera's held-back images gives about
     0.9; an image whose annotations belong to another picture gives near 0 (ShanghaiTech B
-    IMG_108: 0.06). NaN where either map is flat.
+    IMG_108: 0.14). NaN where either map is flat.
 
     Example:
         >>> a = np.zeros((128, 128), np.float32); a[8, 8] = a[20, 40] = 1.0

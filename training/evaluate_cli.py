@@ -73,12 +73,10 @@ def run(args: argparse.Namespace) -> int:
             blocks["bands"] = ev.bands
         if ev.grid:
             blocks["grid"] = ev.grid
-        if ev.by_count:  # strict JSON: the open last group and empty groups' metrics are null
-            blocks["by_count"] = [{k: v if math.isfinite(v) else None for k, v in g.items()}
-                                  for g in ev.by_count]
-        if worst:  # strict JSON: a flat map's agreement is null
-            blocks["worst"] = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
-                                for k, v in w.items()} for w in worst]
+        if ev.by_count:  # the open last group and empty groups' metrics are null
+            blocks["by_count"] = [_strict(g) for g in ev.by_count]
+        if worst:  # a flat map's agreement is null
+            blocks["worst"] = [_strict(w) for w in worst]
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
                           **blocks}))
         return 0
@@ -136,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         Console().print(f"plot written to {args.plot}")
     return 0
+
+
+def _strict(row: dict) -> dict:
+    """``row`` for strict JSON: infinite and NaN numbers become null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in row.items()}
 
 
 def _count_edges(text: str) -> list[float]:

@@ -95,8 +95,9 @@ class UNetEffL0(PadToMultiple):
         decoder_conv: ``"full"`` 3x3 convolutions in the decoder, or ``"separable"`` (a
             depthwise 3x3 then a pointwise 1x1): at stride 4 the decoder's full 3x3
             convolutions are a quarter of the 64-wide network's time and half of the 128-wide
-            one's (ONNX Runtime profile, 320x240), so separable ones let a wider decoder run
-            faster than the 64-wide full one.
+            one's (ONNX Runtime profile, 320x240); a 128-wide separable decoder runs at the
+            64-wide full one's time (2-core AVX2 EPYC) but counted like it, not like the
+            128-wide full one (`crowd` card, session 23).
 
     Attributes:
         input_norm: The (mean, std) the pretrained encoder expects for RGB in ``[0, 1]``.
