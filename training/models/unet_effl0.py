@@ -21,7 +21,7 @@ from torch import nn
 
 from streamcount.training.models import register
 from streamcount.training.models.blocks import PadToMultiple
-from streamcount.training.models.encoders.efficientnet_lite import EfficientNetLite0Encoder
+from streamcount.training.models.encoders.efficientnet_lite import EfficientNetLiteEncoder
 
 
 def _conv_norm_relu(cin: int, cout: int, norm: str, k: int = 3,
@@ -63,9 +63,11 @@ class _TopDownDecoder(nn.Module):
 
 class _Core(nn.Module):
     def __init__(self, decoder_channels: int, in_channels: int, decoder_norm: str,
-                 encoder_depth: int = 3, decoder_conv: str = "full") -> None:
+                 encoder_depth: int = 3, decoder_conv: str = "full",
+                 variant: str = "lite0") -> None:
         super().__init__()
-        self.encoder = EfficientNetLite0Encoder(depth=encoder_depth, in_channels=in_channels)
+        self.encoder = EfficientNetLiteEncoder(depth=encoder_depth, in_channels=in_channels,
+                                               variant=variant)
         self.decoder = _TopDownDecoder(self.encoder.out_channels, decoder_channels, decoder_norm,
                                        decoder_conv)
         self.stride = self.encoder.strides[0]
@@ -107,15 +109,18 @@ class UNetEffL0(PadToMultiple):
 
     output_stride = 4
     input_norm = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    #: The registered name and the EfficientNet-Lite variant (subclasses change both).
+    arch_name = "unet_effl0"
+    variant = "lite0"
 
     @staticmethod
     def label(model: dict[str, Any]) -> str:
         """Short name for metadata and cards: ``unet_effl0-64`` (``-d4``: to stride 32;
-        ``-sep``: a separable decoder)."""
+        ``-sep``: a separable decoder; ``unet_effl2-64``: the Lite2 encoder)."""
         depth = int(model.get("encoder_depth", 3))
         sep = "-sep" if model.get("decoder_conv", "full") == "separable" else ""
-        return (f"unet_effl0-{model['decoder_channels']}" + (f"-d{depth}" if depth != 3 else "")
-                + sep)
+        return (f"{model['architecture']}-{model['decoder_channels']}"
+                + (f"-d{depth}" if depth != 3 else "") + sep)
 
     def __init__(self, decoder_channels: int = 64, in_channels: int = 3,
                  pretrained: bool = False, decoder_norm: str = "bn",
@@ -130,17 +135,17 @@ class UNetEffL0(PadToMultiple):
             raise InputError(f"decoder_conv must be 'full' or 'separable', got {decoder_conv!r}")
         multiple = 2 ** (encoder_depth + 1)  # the deepest stride
         super().__init__(_Core(decoder_channels, in_channels, decoder_norm, encoder_depth,
-                               decoder_conv), multiple)
+                               decoder_conv, self.variant), multiple)
         self.size_multiple = multiple
         if pretrained:
             self.net.encoder.load_imagenet()
-        self.config = {"architecture": "unet_effl0", "decoder_channels": decoder_channels,
+        self.config = {"architecture": self.arch_name, "decoder_channels": decoder_channels,
                        "in_channels": in_channels, "decoder_norm": decoder_norm,
                        "encoder_depth": encoder_depth}
         if decoder_conv != "full":  # older checkpoints and exports have no such key
             self.config["decoder_conv"] = decoder_conv
 
     @property
-    def encoder(self) -> EfficientNetLite0Encoder:
+    def encoder(self) -> EfficientNetLiteEncoder:
         """The pretrained part (lower learning rate, optional freezing)."""
         return self.net.encoder
