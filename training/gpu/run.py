@@ -63,7 +63,8 @@ def check_models(models: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def unpack(pack: Path, out: Path) -> dict[str, Path]:
-    """Prepared splits (``OUT/NAME/{train,val}.h5``) from the pack; Lite0 weights to a file.
+    """Prepared splits (``OUT/NAME/{train,val}.h5``) from the pack; each EfficientNet-Lite
+    variant's weights it carries to a file that ``STREAMCOUNT_LITEN_WEIGHTS`` names.
 
     Returns:
         data folder name -> its path.
@@ -73,12 +74,13 @@ def unpack(pack: Path, out: Path) -> dict[str, Path]:
 
     from streamcount.training.datasets.base import Sample
     from streamcount.training.density import DensityConfig, density_map
+    from streamcount.training.models.encoders.efficientnet_lite import LITE_SCALING
     from streamcount.training.store import SplitWriter
 
     folders: dict[str, Path] = {}
     with h5py.File(pack, "r") as h5:
         for name in h5:
-            if name == "lite0":
+            if name in LITE_SCALING:  # ImageNet weights, written out below
                 continue
             for split in h5[name]:
                 g = h5[name][split]
@@ -99,16 +101,17 @@ def unpack(pack: Path, out: Path) -> dict[str, Path]:
                         den = density_map(pts, img.shape[:2], cfg)
                         w.add(Sample(name=str(s.attrs["name"]), image=img, points=pts), den)
             folders[name] = out / name
-        if "lite0" in h5:
+        for variant in (v for v in LITE_SCALING if v in h5):
             import torch
 
-            state = {k: torch.from_numpy(np.asarray(h5["lite0"][k][()])).float()
-                     if h5["lite0"][k].dtype == np.float16
-                     else torch.from_numpy(np.asarray(h5["lite0"][k][()]))
-                     for k in h5["lite0"]}
-            wpath = out / "lite0.pth"
+            g = h5[variant]
+            state = {k: torch.from_numpy(np.asarray(g[k][()])).float()
+                     if g[k].dtype == np.float16 else torch.from_numpy(np.asarray(g[k][()]))
+                     for k in g}
+            wpath = out / f"{variant}.pth"
             torch.save(state, wpath)
-            os.environ["STREAMCOUNT_LITE0_WEIGHTS"] = str(wpath)
+            # where lite_weights_path() looks first: no wheel needed on the GPU machine
+            os.environ[f"STREAMCOUNT_{variant.upper()}_WEIGHTS"] = str(wpath)
     return folders
 
 
