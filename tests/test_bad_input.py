@@ -204,7 +204,7 @@ CASES = [
     ("prepare-empty-root", ["prepare", "cells", "--root", P("empty_dir"), "--out",
                             J("dir", "out2")], {2}, "empty_dir"),
     ("prepare-points-bad-csv", ["prepare", "points", "--root", P("dir"), "--out",
-                                J("dir", "out3")], {2}, ""),
+                                J("dir", "out3")], {2}, "header image,x,y"),
     ("prepare-scale-nan", PREP("o0", "--scale", "nan"), {2}, "--scale"),
     ("prepare-sigma-nan", PREP("o1", "--sigma", "nan"), {2}, "--sigma"),
     ("prepare-k-zero", PREP("o2", "--k", "0"), {2}, "--k"),

@@ -60,7 +60,7 @@ def test_training_commands_name_the_extra_without_torch(argv: list[str]) -> None
     "argv,code,needle",
     [
         (["count", "/nonexistent/img.png"], 2, "no such file"),
-        (["count", "tests", "--model", "nosuchmodel"], 2, ""),
+        (["count", "tests", "--model", "nosuchmodel"], 2, "unknown model 'nosuchmodel'"),
         (["prepare", "cells", "--root", "/nonexistent", "--out", "/tmp/x"], 2, "/nonexistent"),
         (["evaluate", "/nonexistent.pt", "--data", "/nonexistent"], 2, "no split"),
     ],

@@ -34,6 +34,17 @@ def test_regions_split_the_frame_without_loss(seed: int) -> None:
     assert set(got) == {*mod.REGIONS, "rest"}
     assert sum(p for p, _ in got.values()) == pytest.approx(float(density.sum()), rel=1e-5)
     assert sum(t for _, t in got.values()) == len(points)
+    # ``rest`` is the frame less the regions: measured here on its own mask, which holds only
+    # if the regions do not overlap and lie inside the frame
+    mask = np.ones(density.shape, bool)
+    in_any = np.zeros(len(points), bool)
+    for x0, y0, x1, y1 in mod.REGIONS.values():
+        assert not (~mask[y0:y1, x0:x1]).any(), "regions overlap"
+        mask[y0:y1, x0:x1] = False
+        in_any |= ((points[:, 0] >= x0) & (points[:, 0] < x1) & (points[:, 1] >= y0)
+                   & (points[:, 1] < y1))
+    assert got["rest"][0] == pytest.approx(float(density[mask].sum()), rel=1e-4)
+    assert got["rest"][1] == int((~in_any).sum())
     x0, y0, x1, y1 = mod.REGIONS["palm"]
     inside = ((points[:, 0] >= x0) & (points[:, 0] < x1) & (points[:, 1] >= y0)
               & (points[:, 1] < y1)).sum()

@@ -300,6 +300,7 @@ def test_token_guards_every_route(sink: WebSink) -> None:
 
 
 def test_the_server_logs_no_token(sink: WebSink, caplog: pytest.LogCaptureFixture) -> None:
+    import http.cookiejar
     import urllib.error
     import urllib.request
 
@@ -307,11 +308,15 @@ def test_the_server_logs_no_token(sink: WebSink, caplog: pytest.LogCaptureFixtur
     with caplog.at_level("DEBUG"):
         s.open()
         try:
-            for url in ("/api/status?token=s3cret-value", "/api/status"):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{s.port}{url}", timeout=5)
-                except urllib.error.HTTPError as exc:
-                    assert exc.code == 401
+            base = f"http://127.0.0.1:{s.port}/api/status"
+            # the token in the address: a cookie is set and the address loses the token
+            jar = http.cookiejar.CookieJar()
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+            with opener.open(f"{base}?token=s3cret-value", timeout=5) as r:
+                assert r.status == 200 and "token" not in r.url
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                urllib.request.urlopen(base, timeout=5)
+            assert exc.value.code == 401
         finally:
             s.close()
     assert "s3cret-value" not in caplog.text
@@ -557,25 +562,32 @@ def test_annotator_density_hint(frames_dir: Path, tiny_model: Path) -> None:
         assert c.get("/api/hint/../secret.png").status_code == 404
 
 
-def test_a_slow_encoder_never_slows_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stalled_encoder_never_blocks_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
     real = cv2.imencode
+    release = threading.Event()
+    calls = []
 
-    def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.2)  # a JPEG encoder (or a browser) far slower than counting
+    def stalled(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        release.wait(30)  # a JPEG encoder (or a browser) stuck until the test lets it go
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cv2, "imencode", slow)
+    monkeypatch.setattr(cv2, "imencode", stalled)
     s = WebSink("127.0.0.1", 0, labels={"cam.mp4": "cam"}, jpeg_fps=1000)
     s.by_id["cam"].watch(raw=False)
     s._encoder = threading.Thread(target=s._encode_loop, daemon=True)
     s._encoder.start()
     try:
-        t0 = time.perf_counter()
-        for i in range(300):
-            s.write(result(index=i))
-        assert time.perf_counter() - t0 < 0.5  # 300 frames; the encoder did one or two
+        writer = threading.Thread(target=lambda: [s.write(result(index=i)) for i in range(300)],
+                                  daemon=True)
+        writer.start()
+        writer.join(20)  # a hang guard only: a writer that waits on the encoder never ends
+        # all 300 frames were written while the encoder was still stuck in its first frame
+        assert not writer.is_alive() and not release.is_set() and len(calls) <= 1
+        release.set()
         wait_for(lambda: s.by_id["cam"].jpeg is not None)
     finally:
+        release.set()
         s.close()
 
 
