@@ -45,6 +45,8 @@ class PrepareConfig:
         sigma_max: Upper clip for adaptive/perspective sigmas.
         val_fraction: Share of the training data held out for validation.
         val_blocks: Video formats: hold out this many contiguous blocks (spread over time).
+        fold: Hold out this fold (from 0) of ``round(1 / val_fraction)`` folds instead, for
+            K-fold cross-validation (None: the usual split).
         n_train: Cells only: training images drawn from the pool.
         seed: Seed for random draws.
         annotations: Points only: the annotation file.
@@ -68,6 +70,7 @@ class PrepareConfig:
     sigma_max: float = 50.0
     val_fraction: float = 0.2
     val_blocks: int = 1
+    fold: int | None = None
     n_train: int | None = None
     seed: int = 0
     annotations: Path | None = None
@@ -120,6 +123,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-blocks", type=int, default=1,
                         help="videos: hold out this many contiguous blocks spread over time "
                              "instead of one at the end (1)")
+    parser.add_argument("--fold", type=int,
+                        help="K-fold cross-validation: hold out fold I (from 0) of "
+                             "K = 1 / --val-fraction folds (5 at 0.2); run once per fold to "
+                             "validate on every sample (videos: contiguous stretches)")
     parser.add_argument("--n-train", type=int,
                         help="cells: draw N training images (32 or 64) from the pool 1-100; "
                              "the rest of the pool becomes the validation split")
@@ -160,13 +167,16 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
                          f"got {args.sigma_min} and {args.sigma_max}")
     if not 1 <= args.val_blocks <= 100:
         raise InputError(f"--val-blocks must be from 1 to 100, got {args.val_blocks}")
+    if args.fold is not None and args.val_blocks != 1:
+        raise InputError("--fold and --val-blocks exclude each other: folds are their own "
+                         "contiguous blocks")
     if not 0 <= args.seed < 2**32:
         raise InputError(f"--seed must be from 0 to 2**32 - 1, got {args.seed}")
     return PrepareConfig(
         format=args.format, root=args.root, out=args.out, scale=args.scale, kernel=args.kernel,
         sigma=args.sigma, k=args.k, beta=args.beta, sigma_min=args.sigma_min,
         sigma_max=args.sigma_max, val_fraction=args.val_fraction,
-        val_blocks=args.val_blocks, n_train=args.n_train,
+        val_blocks=args.val_blocks, fold=args.fold, n_train=args.n_train,
         seed=args.seed, annotations=args.annotations, label=args.label, limit=args.limit,
         splits=splits,
         exclude=tuple(s.strip() for s in str(args.exclude).split(",") if s.strip()),
@@ -205,11 +215,15 @@ def plan(cfg: PrepareConfig) -> dict[str, tuple[str, list[str]]]:
             f"the {cfg.format} training split under {cfg.root} is empty: nothing to prepare"
         )
     own_val = reader.keys(cfg.root, "val", **opts) if "val" in reader.SPLITS else []
+    if own_val and cfg.fold is not None:
+        raise InputError(f"--fold: the {cfg.format} data under {cfg.root} has its own validation "
+                         f"split{' (from --n-train)' if cfg.n_train is not None else ''}, so "
+                         f"there is nothing to fold; leave --fold out")
     if own_val:
         val_src, val = "val", own_val
     else:
         train, val = carve_validation(train, cfg.val_fraction, info.kind, cfg.seed,
-                                      blocks=cfg.val_blocks)
+                                      blocks=cfg.val_blocks, fold=cfg.fold)
         val_src = "train"
     test = reader.keys(cfg.root, "test", **opts)
     out = {"train": ("train", train), "val": (val_src, val), "test": ("test", test)}
@@ -284,6 +298,8 @@ def prepare(cfg: PrepareConfig, progress: Any = None) -> list[SplitSummary]:
                  **dcfg.describe()}
         if cfg.n_train is not None:
             attrs["n_train"] = int(cfg.n_train)
+        if cfg.fold is not None:
+            attrs["fold"] = int(cfg.fold)
         if progress is not None:
             progress.update(task, description=f"{split:5s}")
         with SplitWriter(path, attrs) as writer:

@@ -448,6 +448,38 @@ def test_carve_validation_images_is_seeded_subset() -> None:
         carve_validation(items, 1.0)
 
 
+@pytest.mark.parametrize(("kind", "n", "fraction"),
+                         [("images", 100, 0.2), ("images", 23, 0.25), ("video", 800, 0.2),
+                          ("video", 11, 1 / 3)])
+def test_carve_validation_folds_partition_the_keys(kind: str, n: int, fraction: float) -> None:
+    """K folds validate on every key exactly once, each fold's train being the rest."""
+    items = [f"k{i:04d}" for i in range(n)]
+    k = round(1 / fraction)
+    vals = []
+    for fold in range(k):
+        train, val = carve_validation(items, fraction, kind=kind, seed=7, fold=fold)
+        assert sorted(train + val) == items and not set(train) & set(val)
+        assert train == [x for x in items if x in train]  # original order kept
+        assert n // k <= len(val) <= n // k + 1
+        vals.append(val)
+    assert sorted(x for v in vals for x in v) == items
+    if kind == "video":  # contiguous stretches of time, in order
+        assert [x for v in vals for x in v] == items
+    else:  # a seeded shuffle: another seed gives other folds
+        assert carve_validation(items, fraction, kind=kind, seed=8, fold=0)[1] != vals[0]
+
+
+@pytest.mark.parametrize(("fraction", "fold", "message"),
+                         [(0.2, 5, "from 0 to 4"), (0.2, -1, "from 0 to 4"),
+                          (0.6, 0, "at most 0.5"), (0.0, 0, "at most 0.5")])
+def test_carve_validation_rejects_impossible_folds(fraction: float, fold: int,
+                                                   message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        carve_validation([str(i) for i in range(20)], fraction, fold=fold)
+    with pytest.raises(InputError, match="at least 5 samples"):
+        carve_validation(["a", "b", "c"], 0.2, fold=0)
+
+
 # ----------------------------------------------------------------------------- real data
 
 shared = pytest.mark.shared_data

@@ -122,6 +122,24 @@ def test_prepare_exclude_leaves_the_other_samples_in_their_splits(tmp_path: Path
     assert split_info(tmp_path / "all" / "train.h5")["excluded"] == ""
 
 
+def test_prepare_folds_validate_on_every_image_once(tmp_path: Path) -> None:
+    """``--fold 0..4`` at the default fraction: five splits whose validation images are the
+    whole set, each recorded in the files it wrote."""
+    make_cells(tmp_path / "cells", indices=range(1, 12))
+    seen: list[str] = []
+    for fold in range(5):
+        out = tmp_path / f"fold{fold}"
+        argv = ["prepare", "cells", "--root", str(tmp_path / "cells"), "--out", str(out),
+                "--fold", str(fold)]
+        assert main(argv) == 0
+        val = [r["name"] for r in _check_split(out / "val.h5")]
+        train = [r["name"] for r in _check_split(out / "train.h5")]
+        assert sorted(val + train) == [f"{i:03d}" for i in range(1, 12)]
+        assert split_info(out / "val.h5")["fold"] == fold
+        seen += val
+    assert sorted(seen) == [f"{i:03d}" for i in range(1, 12)]
+
+
 def test_prepare_removes_stale_split(tmp_path: Path) -> None:
     make_mall(tmp_path / "mall", n_frames=5)
     out = tmp_path / "out"
@@ -141,6 +159,9 @@ def test_prepare_removes_stale_split(tmp_path: Path) -> None:
         (["cells", "--root", "{tmp}/cells", "--val-fraction", "1.5"], "val-fraction"),
         (["cells", "--root", "{tmp}/empty"], "no NNNcell.png"),
         (["cells", "--root", "{tmp}/cells", "--exclude", "001,999"], "--exclude 999: no such"),
+        (["cells", "--root", "{tmp}/cells", "--fold", "5"], "--fold must be from 0 to 4"),
+        (["mall", "--root", "{tmp}/mall", "--fold", "0", "--val-blocks", "2"], "exclude each"),
+        (["cells", "--root", "{tmp}/cells", "--fold", "0", "--n-train", "3"], "nothing to fold"),
     ],
 )
 def test_prepare_bad_input_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str],

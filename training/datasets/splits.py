@@ -4,6 +4,11 @@ Video datasets (consecutive frames are near-duplicates) hold out one contiguous 
 default the last ``fraction`` of the frames (Mall: the last 160 of frames 1-800), so no
 validation frame has a neighbour in training. Image datasets hold out a seeded random subset.
 
+K-fold cross-validation (``fold``): the keys are cut into ``K = round(1 / fraction)`` folds
+(contiguous stretches of time for video, a seeded shuffle for images) and fold ``i`` is held
+out, so K runs, one per fold, validate on every key exactly once. The folds are a partition of
+their own: the default split (``fold=None``) is not one of them.
+
 Example:
     >>> train, val = carve_validation([f"f{i}" for i in range(10)], 0.2, kind="video")
     >>> val
@@ -24,6 +29,7 @@ def carve_validation(
     seed: int = 0,
     position: str = "end",
     blocks: int = 1,
+    fold: int | None = None,
 ) -> tuple[list[str], list[str]]:
     """Split ``keys`` into training and validation keys.
 
@@ -36,6 +42,8 @@ def carve_validation(
         blocks: For video, hold out this many equal contiguous blocks, each ending at
             ``i / blocks`` of the frame range (2 blocks of Mall 1-800 at fraction 0.25: frames
             301-400 and 701-800), so validation sees more than one stretch of time.
+        fold: Hold out fold ``fold`` (from 0) of ``round(1 / fraction)`` folds instead (see the
+            module docstring); ``position`` and ``blocks`` do not apply.
 
     Returns:
         ``(train, val)``, each in the original order.
@@ -45,6 +53,8 @@ def carve_validation(
     """
     if not 0.0 <= fraction < 1.0:
         raise InputError(f"--val-fraction must be in [0, 1), got {fraction}")
+    if fold is not None:
+        return _carve_fold(keys, fraction, kind, seed, fold)
     n = len(keys)
     n_val = round(n * fraction)
     if fraction > 0 and n >= 2:
@@ -79,4 +89,30 @@ def _carve_blocks(keys: list[str], n_val: int, blocks: int) -> tuple[list[str], 
         held.update(range(end - size, end))
     train = [k for i, k in enumerate(keys) if i not in held]
     val = [k for i, k in enumerate(keys) if i in held]
+    return train, val
+
+
+def _carve_fold(
+    keys: list[str], fraction: float, kind: str, seed: int, fold: int
+) -> tuple[list[str], list[str]]:
+    """Fold ``fold`` of ``round(1 / fraction)`` near-equal folds as validation.
+
+    Example:
+        >>> [carve_validation(list("abcdef"), 1 / 3, kind="video", fold=i)[1] for i in range(3)]
+        [['a', 'b'], ['c', 'd'], ['e', 'f']]
+    """
+    k = round(1.0 / fraction) if 0 < fraction <= 0.5 else 0
+    if k < 2:
+        raise InputError(f"--fold needs --val-fraction of at most 0.5 (2 or more folds), got "
+                         f"{fraction}")
+    if not 0 <= fold < k:
+        raise InputError(f"--fold must be from 0 to {k - 1} ({k} folds at --val-fraction "
+                         f"{fraction:g}), got {fold}")
+    n = len(keys)
+    if n < k:
+        raise InputError(f"{k} folds need at least {k} samples, got {n}")
+    order = np.arange(n) if kind == "video" else np.random.default_rng(seed).permutation(n)
+    held = set(np.array_split(order, k)[fold].tolist())
+    train = [key for i, key in enumerate(keys) if i not in held]
+    val = [key for i, key in enumerate(keys) if i in held]
     return train, val
