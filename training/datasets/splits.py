@@ -72,9 +72,7 @@ def carve_validation(
         return list(keys[: n - n_val]), list(keys[n - n_val:])
     rng = np.random.default_rng(seed)
     held = set(rng.choice(n, size=n_val, replace=False).tolist())
-    train = [k for i, k in enumerate(keys) if i not in held]
-    val = [k for i, k in enumerate(keys) if i in held]
-    return train, val
+    return _split_by(keys, held)
 
 
 def _carve_blocks(keys: list[str], n_val: int, blocks: int) -> tuple[list[str], list[str]]:
@@ -87,9 +85,7 @@ def _carve_blocks(keys: list[str], n_val: int, blocks: int) -> tuple[list[str], 
     for i in range(blocks):
         end = round(n * (i + 1) / blocks)
         held.update(range(end - size, end))
-    train = [k for i, k in enumerate(keys) if i not in held]
-    val = [k for i, k in enumerate(keys) if i in held]
-    return train, val
+    return _split_by(keys, held)
 
 
 def _carve_fold(
@@ -113,6 +109,10 @@ def _carve_fold(
         raise InputError(f"{k} folds need at least {k} samples, got {n}")
     order = np.arange(n) if kind == "video" else np.random.default_rng(seed).permutation(n)
     held = set(np.array_split(order, k)[fold].tolist())
-    train = [key for i, key in enumerate(keys) if i not in held]
-    val = [key for i, key in enumerate(keys) if i in held]
-    return train, val
+    return _split_by(keys, held)
+
+
+def _split_by(keys: list[str], held: set[int]) -> tuple[list[str], list[str]]:
+    """``(train, val)``: the keys whose positions are not / are in ``held``, in order."""
+    return ([k for i, k in enumerate(keys) if i not in held],
+            [k for i, k in enumerate(keys) if i in held])
