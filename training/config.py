@@ -28,6 +28,7 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "batch_size": (1, 4096, "items per step: 1 to 4096"),
     "lr": (1e-9, 10.0, "a learning rate: above 0, at most 10"),
     "weight_decay": (0.0, 10.0, "0 to 10"),
+    "count_weighting": (0.0, 4.0, "a power: 0 (off) to 4"),
     "density_scale": (1e-6, 1e9, "a factor above 0"),
     "count_loss": (0.0, 1e6, "a weight: 0 or more"),
     "loss_count_norm": (0.0, 1e9, "a count: 0 or more"),
@@ -50,6 +51,10 @@ class TrainConfig:
             separately).
         data_weights: Share of each ``data`` folder in the training samples, comma-separated
             (empty: equal shares, whatever the folders' sizes).
+        count_weighting: Within each ``data`` folder, draw each image in proportion to
+            ``(count + 1) ** p`` (p = 0: every image equally often; 1: in proportion to its
+            count, so dense scenes are seen more). Each epoch holds every image its share of
+            the samples (rounded), in a shuffled order.
         out: Run folder for checkpoints (``last.pt``, ``best.pt``) and ``log.csv``.
         arch: Registered architecture (``unet``, ``fcrn_a``).
         filters: U-Net width (of the full-resolution blocks).
@@ -107,6 +112,7 @@ class TrainConfig:
 
     data: str = ""
     data_weights: str = ""
+    count_weighting: float = 0.0
     out: str = "runs/train"
     arch: str = "unet"
     filters: int = 32

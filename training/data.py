@@ -225,6 +225,39 @@ def occlude(img: np.ndarray, den: np.ndarray, pts: np.ndarray, share: float,
     return out
 
 
+def spread_order(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Image indices for ``n`` items, each image ``n * weight`` times (largest remainders).
+
+    The whole part of each image's quota is given outright; the items left over go to distinct
+    images, each included with probability equal to its quota's fractional part (systematic
+    sampling over the images in a random order), so the expected number of times an image
+    appears is exactly ``n * weight``.
+
+    Args:
+        weights: Sampling probability of each image (sums to 1).
+        n: Items to fill.
+        rng: Draws the left-over items.
+
+    Returns:
+        ``n`` image indices, grouped by image (shuffle them for an epoch's order).
+
+    Example:
+        >>> order = spread_order(np.array([0.5, 0.25, 0.25]), 8, np.random.default_rng(0))
+        >>> np.bincount(order).tolist()
+        [4, 2, 2]
+    """
+    quota = np.asarray(weights, np.float64) * n
+    base = np.floor(quota).astype(np.int64)
+    rest = n - int(base.sum())
+    if rest > 0:
+        perm = rng.permutation(len(quota))
+        edges = np.cumsum((quota - base)[perm])
+        edges *= rest / edges[-1]  # the fractional parts add up to ``rest``, bar rounding
+        hits = np.searchsorted(edges, rng.uniform() + np.arange(rest), side="right")
+        base[perm[np.minimum(hits, len(quota) - 1)]] += 1
+    return np.repeat(np.arange(len(quota)), base)
+
+
 class PatchDataset:
     """Random patches (or whole images) with count-preserving augmentation.
 
@@ -243,6 +276,10 @@ class PatchDataset:
         density_scale: Targets are ``density * density_scale``.
         weights: Optional sampling probability of each image (several datasets mixed in
             chosen shares); default: every image equally often.
+        spread: With ``weights``: give every image its share of each epoch's items (rounded,
+            remainders drawn by weight) in a shuffled order, rather than drawing each item
+            independently. An image of weight ``w`` then appears ``n * w`` times an epoch, as
+            the unweighted order shows each image equally often.
         points: Optional ``N x 2`` (x, y) point annotations of each image. When given, an item
             is ``(x, y, points)``: the points moved by the same resize, crop and flips as the
             pixels, those outside the patch dropped (for losses on the points themselves,
@@ -265,6 +302,7 @@ class PatchDataset:
         weights: np.ndarray | None = None,
         points: list[np.ndarray] | None = None,
         return_points: bool | None = None,
+        spread: bool = False,
     ) -> None:
         if points is not None and len(points) != len(images):
             raise ValueError(f"{len(points)} point sets for {len(images)} images")
@@ -283,12 +321,17 @@ class PatchDataset:
         self.mean = mean.astype(np.float32)
         self.std = std.astype(np.float32)
         self.density_scale = density_scale
+        self.spread = spread
         self.order = np.arange(self.n) % len(images)
         self.seeds = np.arange(self.n)
 
     def set_epoch(self, seed: int) -> None:
         """Draw this epoch's image order and per-item seeds from ``seed``."""
         rng = np.random.default_rng(seed)
+        if self.weights is not None and self.spread:
+            self.order = rng.permutation(spread_order(self.weights, self.n, rng))
+            self.seeds = rng.integers(0, 2**31 - 1, size=self.n)
+            return
         if self.weights is not None:
             self.order = rng.choice(len(self.images), size=self.n, p=self.weights)
             self.seeds = rng.integers(0, 2**31 - 1, size=self.n)

@@ -179,7 +179,7 @@ class Trainer:
             self.train.images, self.train.densities, cfg.patch, n, cfg.aug,
             self.mean, self.std, cfg.density_scale, self.sample_weights,
             self.train.points if cfg.loss == "bayes" or cfg.aug.occlude_prob > 0 else None,
-            return_points=cfg.loss == "bayes",
+            return_points=cfg.loss == "bayes", spread=cfg.count_weighting > 0,
         )  # fmt: skip
         extra = {"pretrained": True} if cfg.pretrained and "pretrained" in _params(arch) else {}
         self.model = build_model(cfg.arch, in_channels=in_ch, **cfg.model_kwargs(), **extra)
@@ -262,7 +262,11 @@ class Trainer:
             self.train.counts += part.counts
             self.train.points += part.points
             self.train.names += part.names
-            weights += [share / len(part.images)] * len(part.images)
+            if cfg.count_weighting > 0:
+                by_count = (np.asarray(part.counts, np.float64) + 1.0) ** cfg.count_weighting
+                weights += list(share * by_count / by_count.sum())
+            else:
+                weights += [share / len(part.images)] * len(part.images)
             val_path = d / "val.h5"
             if val_path.exists():
                 val = load_split(val_path)
@@ -270,7 +274,8 @@ class Trainer:
                     self.vals.append((d.name, val))
         if len(dirs) > 1:
             self.train.attrs["source"] = ",".join(d.name for d in dirs)
-        self.sample_weights = np.asarray(weights) if len(dirs) > 1 else None
+        weighted = len(dirs) > 1 or cfg.count_weighting > 0
+        self.sample_weights = np.asarray(weights) if weighted else None
         self.val: SplitArrays | None = self.vals[0][1] if self.vals else None
 
     def _load_init(self, path: Path) -> None:

@@ -362,3 +362,42 @@ def test_occluders_are_taken_from_empty_places_only() -> None:
     den = np.full((32, 32), 0.01, np.float32)  # 0.01 a pixel: any 2x2 place holds 0.04
     out = occlude(img, den, np.array([[8.0, 8.0], [20.0, 20.0]], np.float32), 1.0, rng)
     np.testing.assert_array_equal(out, img)
+
+
+@pytest.mark.parametrize(("weights", "n"), [
+    ([0.5, 0.25, 0.25], 8),
+    ([0.1, 0.2, 0.3, 0.4], 7),
+    ([1 / 3, 1 / 3, 1 / 3], 10),
+    ([0.97, 0.01, 0.01, 0.01], 50),
+])
+def test_spread_order_gives_each_image_its_quota(weights: list[float], n: int) -> None:
+    from streamcount.training.data import spread_order
+
+    quota = np.asarray(weights) * n
+    totals = np.zeros(len(weights))
+    for seed in range(400):
+        got = np.bincount(spread_order(np.asarray(weights), n, np.random.default_rng(seed)),
+                          minlength=len(weights))
+        assert got.sum() == n
+        # each image within one of its quota, never the rounding of an independent draw
+        assert np.all(got >= np.floor(quota)) and np.all(got <= np.ceil(quota))
+        totals += got
+    np.testing.assert_allclose(totals / 400, quota, atol=0.08)  # unbiased over epochs
+
+
+def test_spread_epochs_show_dense_images_more_in_a_shuffled_order() -> None:
+    images = [np.full((16, 16, 3), i, np.uint8) for i in range(4)]
+    densities = [np.zeros((16, 16), np.float32) for _ in range(4)]
+    w = np.array([1.0, 1.0, 2.0, 4.0])
+    ds = PatchDataset(images, densities, patch=0, samples_per_epoch=80, aug=AugmentConfig(
+        hflip=False, vflip=False), mean=np.zeros(3), std=np.ones(3), density_scale=1.0,
+        weights=w, spread=True)  # fmt: skip
+    orders = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        assert np.bincount(ds.order, minlength=4).tolist() == [10, 10, 20, 40]
+        orders.append(ds.order.copy())
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled each epoch
+    ds.set_epoch(1)
+    np.testing.assert_array_equal(ds.order, orders[1])  # and reproducible
+    assert round(float(ds[0][0][0, 0, 0]) * 255) == ds.order[0]  # item k: image order[k]

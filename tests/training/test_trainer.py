@@ -354,3 +354,31 @@ def test_spatial_agreement_falls_as_the_annotations_move_away(seed: int) -> None
     assert got == sorted(got, reverse=True) and got[1] < 0.9
     assert spatial_agreement(pred, density(rng.integers(0, 192, (40, 2)))) < 0.4
     assert np.isnan(spatial_agreement(np.zeros((32, 32)), pred[:32, :32]))
+
+
+@pytest.mark.parametrize("power", [0.0, 1.0, 2.0])
+def test_count_weighting_draws_images_by_their_counts(blob_dataset: Path, tmp_path: Path,
+                                                      power: float) -> None:
+    cfg = replace(_cfg(blob_dataset, tmp_path / "run", epochs=1), samples_per_epoch=240,
+                  filters=4, count_weighting=power)
+    t = Trainer(cfg, progress=False)
+    t._setup()
+    counts = np.asarray(t.train.counts)
+    if power == 0:
+        assert t.sample_weights is None  # the unweighted epochs of every earlier run
+        return
+    want = (counts + 1) ** power / ((counts + 1) ** power).sum()
+    np.testing.assert_allclose(t.sample_weights, want)
+    t.dataset.set_epoch(0)
+    seen = np.bincount(t.dataset.order, minlength=len(counts))
+    assert np.all(np.abs(seen - want * 240) < 1)
+    # denser images are drawn more: the per-image draws follow the counts' order
+    assert np.corrcoef(seen, counts)[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("power", [-0.5, 4.5])
+def test_count_weighting_out_of_range_is_refused(power: float) -> None:
+    from streamcount.errors import InputError
+
+    with pytest.raises(InputError, match="count_weighting"):
+        TrainConfig(data="x", count_weighting=power)
