@@ -245,7 +245,7 @@ def test_ctrl_c_during_training_keeps_the_last_checkpoint(blob_dataset: Path,
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "streamcount", "train", "--data", str(blob_dataset), "--out",
-           str(out), "--filters", "4", "--epochs", "200", "--samples-per-epoch", "16",
+           str(out), "--filters", "4", "--epochs", "100000", "--samples-per-epoch", "16",
            "--patch", "32", "--threads", "1", "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -257,7 +257,7 @@ def test_ctrl_c_during_training_keeps_the_last_checkpoint(blob_dataset: Path,
     assert proc.returncode == 130
     assert "Traceback" not in err and "--resume" in err
     state = load_checkpoint(out / "last.pt")
-    assert 0 <= state["epoch"] < 199
+    assert 0 <= state["epoch"] < 99_999  # (200 epochs of this took about 1 s on a Zen 4)
     assert not list(out.glob("*.tmp"))
 
 
