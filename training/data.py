@@ -226,7 +226,7 @@ def occlude(img: np.ndarray, den: np.ndarray, pts: np.ndarray, share: float,
 
 
 def spread_order(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Image indices for ``n`` items, each image ``n * weight`` times (largest remainders).
+    """Image indices for ``n`` items, each image ``n * weight`` times (rounded up or down).
 
     The whole part of each image's quota is given outright; the items left over go to distinct
     images, each included with probability equal to its quota's fractional part (systematic
@@ -276,10 +276,10 @@ class PatchDataset:
         density_scale: Targets are ``density * density_scale``.
         weights: Optional sampling probability of each image (several datasets mixed in
             chosen shares); default: every image equally often.
-        spread: With ``weights``: give every image its share of each epoch's items (rounded,
-            remainders drawn by weight) in a shuffled order, rather than drawing each item
-            independently. An image of weight ``w`` then appears ``n * w`` times an epoch, as
-            the unweighted order shows each image equally often.
+        spread: With ``weights``: give every image its share of each epoch's items (rounded
+            up or down at random, :func:`spread_order`) in a shuffled order, rather than
+            drawing each item independently. An image of weight ``w`` then appears ``n * w``
+            times an epoch, as the unweighted order shows each image equally often.
         points: Optional ``N x 2`` (x, y) point annotations of each image. When given, an item
             is ``(x, y, points)``: the points moved by the same resize, crop and flips as the
             pixels, those outside the patch dropped (for losses on the points themselves,
@@ -328,18 +328,14 @@ class PatchDataset:
     def set_epoch(self, seed: int) -> None:
         """Draw this epoch's image order and per-item seeds from ``seed``."""
         rng = np.random.default_rng(seed)
-        if self.weights is not None and self.spread:
+        if self.weights is None:
+            reps = -(-self.n // len(self.images))
+            perms = [rng.permutation(len(self.images)) for _ in range(reps)]
+            self.order = np.concatenate(perms)[: self.n]
+        elif self.spread:
             self.order = rng.permutation(spread_order(self.weights, self.n, rng))
-            self.seeds = rng.integers(0, 2**31 - 1, size=self.n)
-            return
-        if self.weights is not None:
+        else:
             self.order = rng.choice(len(self.images), size=self.n, p=self.weights)
-            self.seeds = rng.integers(0, 2**31 - 1, size=self.n)
-            return
-        reps = -(-self.n // len(self.images))
-        self.order = np.concatenate([rng.permutation(len(self.images)) for _ in range(reps)])[
-            : self.n
-        ]
         self.seeds = rng.integers(0, 2**31 - 1, size=self.n)
 
     def __len__(self) -> int:
