@@ -32,6 +32,7 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "density_scale": (1e-6, 1e9, "a factor above 0"),
     "count_loss": (0.0, 1e6, "a weight: 0 or more"),
     "loss_count_norm": (0.0, 1e9, "a count: 0 or more"),
+    "loss_block": (0, 64, "pixels: 0 (the output stride) to 64"),
     "grad_clip": (0.0, 1e9, "a gradient norm: 0 (off) or more"),
     "ema_decay": (0.0, 0.999999, "0 (off) or a decay below 1"),
     "seed": (0, 2**32 - 1, "0 to 2**32 - 1"),
@@ -87,6 +88,11 @@ class TrainConfig:
             point, in pixels at the training scale (the authors' 8 at full resolution).
         bayes_background: Bayesian loss: the background's distance factor (0: no background,
             the plain Bayesian loss; 1: the authors' "Bayesian+" default).
+        loss_block: Side in pixels of the blocks whose sums the loss compares (``mse``) or
+            shares among the points (``bayes``); 0 uses the model's output stride, and a
+            larger side must be a multiple of it. Coarser blocks ask the network for the
+            right number of objects in each block rather than for the exact shape of each
+            object's kernel.
         count_loss: Weight of a count term added to the pixel loss: the squared difference of
             predicted and true counts per patch (0: pixel MSE only). It works against a
             systematic under- or over-count.
@@ -138,6 +144,7 @@ class TrainConfig:
     loss: str = "mse"
     bayes_sigma: float = 4.0
     bayes_background: float = 1.0
+    loss_block: int = 0
     count_loss: float = 0.0
     loss_count_norm: float = 0.0
     grad_clip: float = 0.0

@@ -225,6 +225,10 @@ class Trainer:
             raise InputError(f"unknown schedule '{cfg.schedule}': use onecycle, cosine, constant")
         self.autocast, self.scaler = self._precision()
         self.stride = int(getattr(self.model, "output_stride", 1))
+        if cfg.loss_block and cfg.loss_block % self.stride:
+            raise InputError(f"loss_block = {cfg.loss_block} is not a multiple of {cfg.arch}'s "
+                             f"output stride {self.stride}: use a multiple, or 0 for the stride")
+        self.loss_stride = cfg.loss_block or self.stride  # block side the loss compares at
         self.start_epoch = 0
         self.clipped = 0  # steps whose gradient norm was clipped (cfg.grad_clip)
         self.best_mae = float("inf")
@@ -581,12 +585,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast():
                 pred = self.net(x)
-            pred = block_sums(pred.float(), self.stride)
-            if cfg.loss == "bayes":
-                loss = bayesian_loss(pred / cfg.density_scale, pts[0], self.stride,
-                                     cfg.bayes_sigma, cfg.bayes_background)
-            else:
-                loss = patch_loss(pred, block_sums(y, self.stride), cfg)
+            loss = self._loss(pred.float(), y, pts[0] if cfg.loss == "bayes" else None)
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -607,6 +606,22 @@ class Trainer:
             n += len(x)
             progress.update(task, advance=1)
         return distributed.mean_over_ranks(total / max(n, 1), self.dist, self.device)
+
+    def _loss(self, pred: Any, y: Any, points: list[Any] | None) -> Any:
+        """The training loss of a batch: ``pred`` and ``y`` are ``N x 1 x H x W`` scaled
+        densities at the input's resolution, ``points`` the batch's points (``bayes`` only).
+
+        Both are compared in ``self.loss_stride`` x ``self.loss_stride`` block sums: the
+        model's output stride, or the coarser ``loss_block``.
+        """
+        cfg = self.cfg
+        pred = block_sums(pred, self.loss_stride)
+        if cfg.loss == "bayes":
+            if points is None:
+                raise ValueError("the Bayesian loss needs the batch's points")
+            return bayesian_loss(pred / cfg.density_scale, points, self.loss_stride,
+                                 cfg.bayes_sigma, cfg.bayes_background)
+        return patch_loss(pred, block_sums(y, self.loss_stride), cfg)
 
     def _clip(self) -> None:
         """Clips the gradient's global norm to ``cfg.grad_clip``; counts the clipped steps."""

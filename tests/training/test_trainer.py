@@ -382,3 +382,45 @@ def test_count_weighting_out_of_range_is_refused(power: float) -> None:
 
     with pytest.raises(InputError, match="count_weighting"):
         TrainConfig(data="x", count_weighting=power)
+
+
+@pytest.mark.parametrize(("loss_block", "shift", "zero"), [
+    (0, 1, False),  # compared pixel by pixel (the U-Net's stride 1), a shifted blob costs
+    (1, 1, False),
+    (4, 1, True),   # in 4x4 block sums, a shift that stays inside its block costs nothing
+    (4, 4, False),  # one that crosses into the next block does
+])
+def test_loss_block_compares_block_sums(blob_dataset: Path, tmp_path: Path, loss_block: int,
+                                        shift: int, zero: bool) -> None:
+    cfg = replace(_cfg(blob_dataset, tmp_path / "run", epochs=1), filters=4,
+                  loss_block=loss_block)
+    t = Trainer(cfg, progress=False)
+    t._setup()
+    assert t.loss_stride == (loss_block or 1)
+    y = torch.zeros(1, 1, 16, 16)
+    y[0, 0, 4, 4] = 100.0  # one object, scaled density
+    pred = torch.roll(y, shifts=shift, dims=3)
+    loss = float(t._loss(pred, y, None))
+    assert (loss == 0.0) is zero
+    assert float(t._loss(y, y, None)) == 0.0
+
+
+@pytest.mark.parametrize("loss_block", [-1, 65])
+def test_loss_block_out_of_range_is_refused(loss_block: int) -> None:
+    from streamcount.errors import InputError
+
+    with pytest.raises(InputError, match="loss_block"):
+        TrainConfig(data="x", loss_block=loss_block)
+
+
+def test_loss_block_must_be_a_multiple_of_the_output_stride(blob_dataset: Path,
+                                                            tmp_path: Path) -> None:
+    from streamcount.errors import InputError
+
+    cfg = replace(_cfg(blob_dataset, tmp_path / "run", epochs=1), arch="unet_effl0",
+                  pretrained=False, loss_block=6)
+    with pytest.raises(InputError, match="loss_block = 6 is not a multiple of unet_effl0's"):
+        Trainer(cfg, progress=False)._setup()
+    t = Trainer(replace(cfg, loss_block=8), progress=False)
+    t._setup()
+    assert t.loss_stride == 8
