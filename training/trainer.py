@@ -224,11 +224,11 @@ class Trainer:
         else:
             raise InputError(f"unknown schedule '{cfg.schedule}': use onecycle, cosine, constant")
         self.autocast, self.scaler = self._precision()
-        self.stride = int(getattr(self.model, "output_stride", 1))
-        if cfg.loss_block and cfg.loss_block % self.stride:
+        stride = int(getattr(self.model, "output_stride", 1))
+        if cfg.loss_block and cfg.loss_block % stride:
             raise InputError(f"loss_block = {cfg.loss_block} is not a multiple of {cfg.arch}'s "
-                             f"output stride {self.stride}: use a multiple, or 0 for the stride")
-        self.loss_stride = cfg.loss_block or self.stride  # block side the loss compares at
+                             f"output stride {stride}: use a multiple, or 0 for the stride")
+        self.loss_stride = cfg.loss_block or stride  # block side the loss compares at
         self.start_epoch = 0
         self.clipped = 0  # steps whose gradient norm was clipped (cfg.grad_clip)
         self.best_mae = float("inf")
