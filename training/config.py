@@ -81,9 +81,9 @@ class TrainConfig:
         schedule: ``onecycle``, ``cosine`` or ``constant``.
         density_scale: Network target is density times this (count = sum / scale).
         loss: ``mse``: squared error of the predicted against the target density in blocks of
-            the model's output stride (plus ``count_loss``); ``bayes``: the Bayesian loss on
-            the annotated points themselves (Ma et al., ICCV 2019; no density kernel involved,
-            ``count_loss`` and ``loss_count_norm`` unused).
+            the model's output stride or of ``loss_block`` (plus ``count_loss``); ``bayes``:
+            the Bayesian loss on the annotated points themselves (Ma et al., ICCV 2019; no
+            density kernel involved, ``count_loss`` and ``loss_count_norm`` unused).
         bayes_sigma: Bayesian loss: the Gaussian likelihood's standard deviation around a
             point, in pixels at the training scale (the authors' 8 at full resolution).
         bayes_background: Bayesian loss: the background's distance factor (0: no background,
