@@ -45,9 +45,10 @@ def bayesian_loss(counts: Any, points: list[Any], stride: int, sigma: float,
             authors' code, where the factor is 1 by default).
 
     Returns:
-        A scalar tensor. Negative predictions (the network's output is unclamped in
-        training; the engine clamps it at 0) count as 0 in the expected counts and add their
-        size to the loss, so they are pushed up to 0 rather than cancel positive ones.
+        A scalar tensor. Negative predictions (the network's output is unclamped, and the
+        engine sums the map as it comes, clamping only the total count at 0) count as 0 in the
+        expected counts and add their size to the loss, so they are pushed up to 0 rather than
+        cancel positive ones.
 
     Example:
         >>> import torch
