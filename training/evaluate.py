@@ -12,7 +12,14 @@ import numpy as np
 from streamcount.errors import InputError
 from streamcount.training.checkpoint import effective_density_scale, model_from_checkpoint
 from streamcount.training.data import normalize_image
-from streamcount.training.metrics import by_true_count, count_metrics, game
+from streamcount.training.density import DensityConfig
+from streamcount.training.metrics import (
+    by_true_count,
+    count_metrics,
+    game,
+    mass_by_neighbour,
+    neighbour_groups,
+)
 from streamcount.training.splits_io import load_split
 
 logger = logging.getLogger(__name__)
@@ -32,6 +39,7 @@ class Evaluation:
     bands: list[dict[str, float]] = field(default_factory=list)
     grid: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
     by_count: list[dict[str, float]] = field(default_factory=list)
+    by_neighbour: list[dict[str, float]] = field(default_factory=list)
 
 
 def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
@@ -70,6 +78,7 @@ def evaluate_checkpoint(
     bands: int = 0,
     grid: int = 0,
     count_edges: list[float] | None = None,
+    neighbour_edges: list[float] | None = None,
 ) -> Evaluation:
     """Run a checkpoint over every image of a split.
 
@@ -85,6 +94,11 @@ def evaluate_checkpoint(
             and over each block of frames (see :func:`frame_blocks`).
         count_edges: Also report the metrics of the images grouped by true count at these
             edges (see :func:`~streamcount.training.metrics.by_true_count`).
+        neighbour_edges: Also report the predicted mass per annotated object, the objects
+            grouped by the distance to their nearest neighbour at these edges in pixels (see
+            :func:`~streamcount.training.metrics.mass_by_neighbour`); each pixel within 3
+            kernel sigmas of the split (its ``sigma``, the median one for perspective
+            kernels) goes to its nearest object.
     """
     import torch
     from rich.progress import track
@@ -108,8 +122,11 @@ def evaluate_checkpoint(
     band_pred = np.zeros(max(bands, 0))
     cell_true: list[np.ndarray] = []
     cell_pred: list[np.ndarray] = []
-    for img, den, cnt, name in track(
-        list(zip(data.images, data.densities, data.counts, data.names, strict=True)),
+    radius = 3.0 * float(data.attrs.get("sigma", DensityConfig.sigma))
+    near_sums = np.zeros((len(neighbour_edges or []) + 2, 3))
+    for img, den, cnt, name, pts in track(
+        list(zip(data.images, data.densities, data.counts, data.names, data.points,
+                 strict=True)),
         description="evaluate", disable=not progress, transient=True,
     ):  # fmt: skip
         x = torch.from_numpy(normalize_image(img, mean, std))
@@ -128,6 +145,8 @@ def evaluate_checkpoint(
         if grid > 0:
             cell_true.append(_cell_sums(den, grid, grid))
             cell_pred.append(_cell_sums(d, grid, grid))
+        if neighbour_edges:
+            near_sums += mass_by_neighbour(d, den, pts, neighbour_edges, radius)
         if best_example is None:
             best_example = (img, den, d)
     ev.metrics = count_metrics(np.array(ev.pred), np.array(ev.true))
@@ -139,6 +158,8 @@ def evaluate_checkpoint(
                  "bias": (band_pred[b] - band_true[b]) / n_img} for b in range(max(bands, 0))]
     if count_edges:
         ev.by_count = by_true_count(np.array(ev.pred), np.array(ev.true), count_edges)
+    if neighbour_edges:
+        ev.by_neighbour = neighbour_groups(near_sums, neighbour_edges, len(ev.pred))
     blocks = frame_blocks(ev.names)
     for label, idx in blocks:
         ev.blocks[label] = count_metrics(np.array(ev.pred)[idx], np.array(ev.true)[idx])

@@ -28,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count-bins", default="", metavar="EDGES",
                    help="also MAE, RMSE and bias of the images grouped by true count at these "
                         "comma-separated edges, e.g. 100,200 (where a crowd model's error sits)")
+    p.add_argument("--neighbours", default="", metavar="EDGES",
+                   help="also the predicted count per annotated object, the objects grouped by "
+                        "the distance to their nearest neighbour at these comma-separated edges "
+                        "in pixels of the prepared images, e.g. 2,4,8 (whether touching or "
+                        "overlapping objects are counted short)")
     p.add_argument("--worst", type=int, default=0, metavar="N",
                    help="also the N images with the largest errors and how well the predicted "
                         "density lies on the annotations (near 0: annotations that do not "
@@ -57,11 +62,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--worst must be from 0 to 1000 images, got {args.worst}")
     if not 0 <= args.game_levels <= 6:
         raise InputError(f"--game-levels must be from 0 to 6, got {args.game_levels}")
-    edges = _count_edges(args.count_bins)
+    edges = _edges(args.count_bins, "--count-bins", "100,200")
+    near_edges = _edges(args.neighbours, "--neighbours", "2,4,8")
     split_path = split_file(args.data, args.split)
     ev = evaluate_checkpoint(
         args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json,
-        bands=args.bands, grid=args.grid, count_edges=edges,
+        bands=args.bands, grid=args.grid, count_edges=edges, neighbour_edges=near_edges,
     )
     if args.plot:
         plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
@@ -75,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             blocks["grid"] = ev.grid
         if ev.by_count:  # the open last group and empty groups' metrics are null
             blocks["by_count"] = [_strict(g) for g in ev.by_count]
+        if ev.by_neighbour:  # the background row's bounds and per-object figures are null
+            blocks["by_neighbour"] = [_strict(g) for g in ev.by_neighbour]
         if worst:  # a flat map's agreement is null
             blocks["worst"] = [_strict(w) for w in worst]
         print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
@@ -114,6 +122,21 @@ def run(args: argparse.Namespace) -> int:
             ct.add_row(rng, str(g["n"]), f"{g['mae']:.2f}", f"{g['rmse']:.2f}",
                        f"{g['bias']:+.2f}", f"{g['share']:.0%}")
         Console().print(ct)
+    if ev.by_neighbour:
+        nt = Table(title="annotated objects grouped by the distance to their nearest neighbour")
+        for col in ("nearest neighbour (px)", "objects an image", "predicted per object",
+                    "annotated per object", "error an image"):
+            nt.add_column(col)
+        for g in ev.by_neighbour:
+            if not math.isfinite(g["low"]):
+                nt.add_row("background", "-", "-", "-", f"{g['error']:+.2f}")
+                continue
+            rng = (f">= {g['low']:g}" if g["high"] == float("inf")
+                   else f"{g['low']:g} to < {g['high']:g}")
+            per = (f"{g['predicted']:.3f}", f"{g['annotated']:.3f}") if g["objects"] else \
+                ("-", "-")
+            nt.add_row(rng, f"{g['objects']:.1f}", *per, f"{g['error']:+.2f}")
+        Console().print(nt)
     if worst:
         wt = Table(title=f"the {len(worst)} largest errors")
         for col in ("image", "true", "predicted", "error", "agreement"):
@@ -142,18 +165,16 @@ def _strict(row: dict) -> dict:
             for k, v in row.items()}
 
 
-def _count_edges(text: str) -> list[float]:
-    """``"100,200"`` -> ``[100.0, 200.0]``; one clear error for anything else."""
+def _edges(text: str, flag: str, example: str) -> list[float]:
+    """``"100,200"`` -> ``[100.0, 200.0]``; one clear error naming ``flag`` for anything else."""
     if not text.strip():
         return []
     try:
         edges = [float(v) for v in text.split(",")]
     except ValueError:
         raise InputError(
-            f"--count-bins takes comma-separated numbers such as 100,200, got {text!r}"
+            f"{flag} takes comma-separated numbers such as {example}, got {text!r}"
         ) from None
     if any(not e > 0 or e == float("inf") for e in edges) or edges != sorted(set(edges)):
-        raise InputError(
-            f"--count-bins edges must be positive, finite and increasing, got {text!r}"
-        )
+        raise InputError(f"{flag} edges must be positive, finite and increasing, got {text!r}")
     return edges

@@ -209,6 +209,30 @@ def test_evaluate_json_groups_by_true_count(trained, blob_dataset: Path, capsys)
     assert sum(g["n"] for g in groups) == result["n"]
 
 
+def test_evaluate_json_groups_objects_by_nearest_neighbour(trained, blob_dataset: Path,
+                                                            capsys) -> None:
+    """``--neighbours`` in ``--json``: strict JSON, every annotated object in one group, and the
+    groups' errors (background included) add up to the split's bias."""
+    from streamcount.cli import main
+    from streamcount.training.evaluate import evaluate_checkpoint
+
+    _, out = trained
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(blob_dataset), "--json",
+                 "--game-levels", "0", "--neighbours", "3,1e6"]) == 0
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in --json output")
+
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=refuse)
+    rows = result["by_neighbour"]
+    assert [r["low"] for r in rows] == [0.0, 3.0, 1e6, None]  # the last row: the background
+    assert rows[2]["high"] is None and rows[2]["objects"] == 0 and rows[2]["predicted"] is None
+    ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", game_levels=0,
+                             progress=False)
+    assert sum(r["objects"] for r in rows) == pytest.approx(np.mean(ev.true))
+    assert sum(r["error"] for r in rows) == pytest.approx(result["bias"], abs=1e-3)
+
+
 @pytest.mark.parametrize("n", [1, 3, 1000])
 def test_evaluate_worst_lists_the_largest_errors(trained, blob_dataset: Path, capsys,
                                                  n: int) -> None:
