@@ -191,18 +191,24 @@ def test_calibrate_removes_training_bias(trained, blob_dataset: Path, tmp_path: 
     assert main(["calibrate", str(cal), "--data", str(blob_dataset)]) == 2  # already calibrated
 
 
-def test_evaluate_json_groups_by_true_count(trained, blob_dataset: Path, capsys) -> None:
-    """``--json`` stays strict JSON with an empty group and the open-ended last one."""
+def _evaluate_json(checkpoint: Path, data: Path, capsys, *flags: str) -> dict:
+    """``streamcount evaluate CHECKPOINT --data DATA --json FLAGS``, parsed as strict JSON (an
+    infinity or NaN in the output fails the test)."""
     from streamcount.cli import main
 
-    _, out = trained
-    assert main(["evaluate", str(out / "best.pt"), "--data", str(blob_dataset), "--json",
-                 "--game-levels", "0", "--count-bins", "1,1e6"]) == 0
+    assert main(["evaluate", str(checkpoint), "--data", str(data), "--json",
+                 "--game-levels", "0", *flags]) == 0
 
     def refuse(name: str) -> None:
         raise AssertionError(f"{name} in --json output")
 
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=refuse)
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=refuse)
+
+
+def test_evaluate_json_groups_by_true_count(trained, blob_dataset: Path, capsys) -> None:
+    """``--json`` stays strict JSON with an empty group and the open-ended last one."""
+    _, out = trained
+    result = _evaluate_json(out / "best.pt", blob_dataset, capsys, "--count-bins", "1,1e6")
     groups = result["by_count"]
     assert [g["low"] for g in groups] == [0.0, 1.0, 1e6]
     assert groups[-1]["high"] is None and groups[-1]["n"] == 0 and groups[-1]["mae"] is None
@@ -213,17 +219,10 @@ def test_evaluate_json_groups_objects_by_nearest_neighbour(trained, blob_dataset
                                                             capsys) -> None:
     """``--neighbours`` in ``--json``: strict JSON, every annotated object in one group, and the
     groups' errors (background included) add up to the split's bias."""
-    from streamcount.cli import main
     from streamcount.training.evaluate import evaluate_checkpoint
 
     _, out = trained
-    assert main(["evaluate", str(out / "best.pt"), "--data", str(blob_dataset), "--json",
-                 "--game-levels", "0", "--neighbours", "3,1e6"]) == 0
-
-    def refuse(name: str) -> None:
-        raise AssertionError(f"{name} in --json output")
-
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=refuse)
+    result = _evaluate_json(out / "best.pt", blob_dataset, capsys, "--neighbours", "3,1e6")
     rows = result["by_neighbour"]
     assert [r["low"] for r in rows] == [0.0, 3.0, 1e6, None]  # the last row: the background
     assert rows[2]["high"] is None and rows[2]["objects"] == 0 and rows[2]["predicted"] is None
