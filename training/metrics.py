@@ -28,6 +28,12 @@ def count_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     }
 
 
+def _check_increasing(edges: list[float], what: str) -> None:
+    """One ``ValueError`` naming ``what`` edges unless ``edges`` increase strictly."""
+    if list(edges) != sorted(set(edges)):
+        raise ValueError(f"{what} edges must increase strictly, got {edges}")
+
+
 def by_true_count(
     pred: np.ndarray, true: np.ndarray, edges: list[float]
 ) -> list[dict[str, float]]:
@@ -53,8 +59,7 @@ def by_true_count(
     """
     pred = np.asarray(pred, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
-    if list(edges) != sorted(set(edges)):
-        raise ValueError(f"count edges must increase strictly, got {edges}")
+    _check_increasing(edges, "count")
     total = float(np.abs(pred - true).sum()) or 1.0
     bounds = [-np.inf, *edges, np.inf]
     groups = []
@@ -101,8 +106,7 @@ def mass_by_neighbour(
 
     if pred.shape != true.shape:
         raise ValueError(f"density shapes differ: {pred.shape} vs {true.shape}")
-    if list(edges) != sorted(set(edges)):
-        raise ValueError(f"distance edges must increase strictly, got {edges}")
+    _check_increasing(edges, "distance")
     width = pred.shape[1]
     pred = np.asarray(pred, np.float64).ravel()
     true = np.asarray(true, np.float64).ravel()
