@@ -19,7 +19,6 @@ The folder is one made by ``streamcount prepare cells`` (``train.h5`` and ``val.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -145,14 +144,6 @@ def pair_look(images: list[np.ndarray], points: list[np.ndarray], radius: int = 
     return rows
 
 
-def _floats(text: str) -> list[float]:
-    """``"1.5,2,3"`` to ``[1.5, 2.0, 3.0]``; positive and increasing, or ValueError."""
-    vals = [float(t) for t in text.split(",") if t.strip()]
-    if not vals or any(v <= 0 for v in vals) or any(b <= a for a, b in itertools.pairwise(vals)):
-        raise ValueError(text)
-    return vals
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, help="a folder made by `streamcount prepare cells`")
@@ -163,14 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--radius", type=int, default=6, help="px around a cell whose light is summed")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    try:
-        distances = _floats(args.distances)
-    except ValueError:
-        print(f"error: --distances {args.distances!r} is not a list of increasing positive "
-              "pixel distances; give e.g. 1.5,2,3", file=sys.stderr)
-        return 2
     from streamcount.errors import StreamcountError
+    from streamcount.training.evaluate_cli import _edges
     from streamcount.training.store import read_split
+
+    try:
+        distances = _edges(args.distances, "--distances", "2,2.5,3")
+    except StreamcountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not distances:
+        print("error: --distances is empty; give pixel distances such as 2,2.5,3",
+              file=sys.stderr)
+        return 2
 
     splits: dict[str, list[dict[str, Any]]] = {}
     for split in (args.fit, args.eval):

@@ -90,8 +90,10 @@ def test_cli_reads_a_prepared_folder(blob_dataset: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--distances", "3,2"], "increasing positive"),
-    (["--distances", "two"], "increasing positive"),
+    (["--distances", "3,2"], "positive, finite and increasing"),
+    (["--distances", "2,nan"], "positive, finite and increasing"),
+    (["--distances", "two"], "comma-separated numbers"),
+    (["--distances", ""], "--distances is empty"),
     (["--fit", "nosuch"], "nosuch.h5 not found"),
 ])
 def test_bad_input_is_one_line(blob_dataset: Path, args: list[str], message: str) -> None:
