@@ -186,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     look = pair_look([np.asarray(s["image"]) for s in both],
                      [np.asarray(s["points"], np.float64).reshape(-1, 2) for s in both],
                      radius=args.radius)
-    floor = [{"distance": t, **{f"{name}_{k}": v for name, pts in ((args.eval, ev),
-                                                                     (args.fit, fit))
-                               for k, v in blob_floor(fit, pts, t).items()
-                               if name == args.eval or k != "cells_per_blob"}}
-             for t in distances]
+    floor = []
+    for t in distances:
+        on_eval, on_fit = blob_floor(fit, ev, t), blob_floor(fit, fit, t)
+        floor.append({"distance": t, f"{args.eval}_cells_per_blob": on_eval["cells_per_blob"],
+                      **{f"{args.eval}_{k}": on_eval[k] for k in ("mae_ratio", "mae_quadratic")},
+                      **{f"{args.fit}_{k}": on_fit[k] for k in ("mae_ratio", "mae_quadratic")}})
     if args.json:
         print(json.dumps({"data": str(args.data), "fit": args.fit, "eval": args.eval,
                           "pairs": look, "floor": floor}))
