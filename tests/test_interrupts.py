@@ -90,7 +90,12 @@ def test_ctrl_c_during_prepare_leaves_no_split(tmp_path: Path) -> None:
     pytest.fail("prepare was never interrupted in three tries")
 
 
-def test_ctrl_c_during_count_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signals", [
+    pytest.param([signal.SIGINT], id="ctrl-c"),
+    pytest.param([signal.SIGTERM], id="sigterm"),
+    pytest.param([signal.SIGINT, signal.SIGINT], id="ctrl-c-twice"),  # the second stops at once
+])
+def test_ctrl_c_during_count_is_one_line(tmp_path: Path, signals: list[int]) -> None:
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     big = np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), np.uint8)
@@ -106,10 +111,13 @@ def test_ctrl_c_during_count_is_one_line(tmp_path: Path) -> None:
     while log.stat().st_size == 0 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(0.01)
     _, err = proc.communicate(timeout=60)
     proc_out.close()
-    assert proc.returncode == 130 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted after "), err
     lines = log.read_text().splitlines()
     assert 1 <= len(lines) < 60 and all(ln.startswith("{") for ln in lines)  # whole lines only
 

@@ -6,10 +6,12 @@ import argparse
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from streamcount.commands.signals import install_stop_signals
 from streamcount.errors import EXIT_INTERRUPTED, InputError, OutputError
 from streamcount.models import DEFAULT_MODEL, model_help
 from streamcount.precision import PRECISIONS
@@ -104,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
                     raise OutputError(f"cannot write {out}")
         pending.clear()
 
-    interrupted = False
+    interrupted = threading.Event()
+    restore = install_stop_signals(interrupted, first=lambda: None, second=_stop_now,
+                                   what="finishing the current image, then stopping")
     progress = Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
                         disable=len(paths) < 2)
@@ -112,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         with progress:
             task = progress.add_task("count", total=len(paths))
             for path, img in iter_images(paths):
+                if interrupted.is_set():  # checked between images: no library is cut mid-call
+                    break
                 if isinstance(img, InputError):
                     n_bad += 1
                     first_bad = first_bad or img.message
@@ -129,13 +135,15 @@ def run(args: argparse.Namespace) -> int:
                 progress.advance(task)
             if pending:
                 flush()
-    except KeyboardInterrupt:  # keep what was counted: print the table, then exit 130
-        interrupted = True
+    except KeyboardInterrupt:  # a second Ctrl-C: keep what was counted, then exit 130
+        interrupted.set()
+    finally:
+        restore()
     if not args.json:
         Console().print(table)
         Console().print(f"[bold]{n_ok}[/] images, total count [bold]{total:.1f}[/]"
                         + (f", {n_bad} unreadable" if n_bad else ""))
-    if interrupted:
+    if interrupted.is_set():
         print(f"interrupted after {n_ok + n_bad} of {len(paths)} images", file=sys.stderr)
         return EXIT_INTERRUPTED
     if n_ok == 0:
@@ -143,3 +151,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return InputError.exit_code
     return 0
+
+
+def _stop_now() -> None:
+    """A second Ctrl-C: stop inside the current image (the first one waits for it to finish)."""
+    raise KeyboardInterrupt
