@@ -155,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from streamcount.errors import StreamcountError
-    from streamcount.training.evaluate_cli import _edges
+    from streamcount.training.evaluate_cli import parse_edges
     from streamcount.training.store import read_split
 
     try:
-        distances = _edges(args.distances, "--distances", "2,2.5,3")
+        distances = parse_edges(args.distances, "--distances", "2,2.5,3")
     except StreamcountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

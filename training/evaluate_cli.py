@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--worst must be from 0 to 1000 images, got {args.worst}")
     if not 0 <= args.game_levels <= 6:
         raise InputError(f"--game-levels must be from 0 to 6, got {args.game_levels}")
-    edges = _edges(args.count_bins, "--count-bins", "100,200")
-    near_edges = _edges(args.neighbours, "--neighbours", "2,4,8")
+    edges = parse_edges(args.count_bins, "--count-bins", "100,200")
+    near_edges = parse_edges(args.neighbours, "--neighbours", "2,4,8")
     split_path = split_file(args.data, args.split)
     ev = evaluate_checkpoint(
         args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json,
@@ -165,8 +165,13 @@ def _strict(row: dict) -> dict:
             for k, v in row.items()}
 
 
-def _edges(text: str, flag: str, example: str) -> list[float]:
-    """``"100,200"`` -> ``[100.0, 200.0]``; one clear error naming ``flag`` for anything else."""
+def parse_edges(text: str, flag: str, example: str) -> list[float]:
+    """``"100,200"`` -> ``[100.0, 200.0]``; one clear error naming ``flag`` for anything else.
+
+    Example:
+        >>> parse_edges("2,2.5,3", "--distances", "2,2.5,3")
+        [2.0, 2.5, 3.0]
+    """
     if not text.strip():
         return []
     try:

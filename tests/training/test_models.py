@@ -12,6 +12,7 @@ from streamcount.training.models import available, build_model  # noqa: E402
 
 @pytest.mark.parametrize("name,kwargs", [("unet", {"filters": 8}),
                                          ("unet", {"filters": 4, "growth": 2}),
+                                         ("unet", {"filters": 4, "norm": "none"}),
                                          ("fcrn_a", {"n_convs": 1}),
                                          ("ensemble", {"members": 2, "member": {
                                              "architecture": "unet", "filters": 4,
@@ -41,6 +42,26 @@ def test_unet_growth_channel_plan() -> None:
     convs = [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs == [4, 8, 16, 32, 16, 8, 4, 1]
     assert net.config["growth"] == 2 and "growth" not in build_model("unet", filters=4).config
+
+
+def test_unet_without_norm_has_no_batch_statistics() -> None:
+    """``norm="none"``: biased convs, no BatchNorm, so a frame's count ignores its batch-mates."""
+    torch.manual_seed(0)
+    net = build_model("unet", filters=4, n_convs=1, norm="none").train()
+    assert not [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.bias is not None for c in convs)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():  # in training mode, where BatchNorm would mix the two frames
+        assert torch.allclose(net(x)[:1], net(x[:1]), atol=1e-6)
+    assert net.config["norm"] == "none" and "norm" not in build_model("unet", filters=4).config
+    assert build_model("unet", **{k: v for k, v in net.config.items()
+                                  if k != "architecture"}).config == net.config
+
+
+def test_unet_rejects_unknown_norm() -> None:
+    with pytest.raises(InputError, match="norm must be 'bn' or 'none'"):
+        build_model("unet", filters=4, norm="group")
 
 
 @pytest.mark.parametrize("kwargs, needle", [

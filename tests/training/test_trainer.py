@@ -332,6 +332,8 @@ def test_every_setting_has_a_flag_with_help() -> None:
     (["--model-arg", "growth=2", "--arch", "unet_effl0"], None),  # not an argument of it
     (["--arch", "unet_effl0", "--encoder-depth", "4", "--decoder-norm", "none"],
      {"decoder_channels": 64, "decoder_norm": "none", "encoder_depth": 4}),
+    (["--filters", "16", "--model-arg", "norm=none"],
+     {"filters": 16, "n_convs": 2, "norm": "none"}),
 ])  # fmt: skip
 def test_model_arguments_from_flags(argv: list[str], expected: dict | None) -> None:
     from streamcount.errors import InputError

@@ -7,15 +7,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_block(in_ch: int, out_ch: int, n_convs: int) -> nn.Sequential:
-    """``n_convs`` times (3x3 conv, BatchNorm, ReLU)."""
+def conv_block(in_ch: int, out_ch: int, n_convs: int, norm: str = "bn") -> nn.Sequential:
+    """``n_convs`` times (3x3 conv, BatchNorm, ReLU); ``norm="none"``: conv with a bias, ReLU.
+
+    Example:
+        >>> conv_block(3, 8, 2, norm="none")(torch.zeros(1, 3, 16, 16)).shape
+        torch.Size([1, 8, 16, 16])
+    """
     layers: list[nn.Module] = []
     for i in range(n_convs):
-        layers += [
-            nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_ch),
-            nn.ReLU(inplace=True),
-        ]
+        layers.append(nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1,
+                                bias=norm == "none"))
+        if norm == "bn":
+            layers.append(nn.BatchNorm2d(out_ch))
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
