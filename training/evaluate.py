@@ -73,12 +73,49 @@ def frame_blocks(names: list[str]) -> list[tuple[str, list[int]]]:
     return [(f"{nums[r[0]]}-{nums[r[-1]]}", r) for r in runs]
 
 
+#: Test-time view sets of ``evaluate --views``: how many of the eight flips and rotations.
+#: 2 adds the left-right mirror; 4 the flips training uses (mirrors and the half turn); 8 adds
+#: the transposed four (the quarter turns and their mirrors).
+VIEW_SETS: dict[int, tuple[str, ...]] = {
+    1: ("id",),
+    2: ("id", "h"),
+    4: ("id", "h", "v", "hv"),
+    8: ("id", "h", "v", "hv", "t", "th", "tv", "thv"),
+}
+
+
+def view(x: Any, name: str, inverse: bool = False) -> Any:
+    """One of the eight flips/rotations of a ``... x H x W`` tensor, or its inverse.
+
+    ``name``: ``id``; ``h``/``v``/``hv`` (mirror left-right, top-bottom, both); ``t`` (transpose)
+    and ``th``/``tv``/``thv`` (transpose, then those flips). The inverse maps a density map
+    computed on the view back onto the original image.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(6.0).reshape(1, 2, 3)
+        >>> all(torch.equal(view(view(x, n), n, inverse=True), x) for n in VIEW_SETS[8])
+        True
+    """
+    flips = {"h": (-1,), "v": (-2,), "hv": (-2, -1)}
+    if name == "id":
+        return x
+    if not name.startswith("t"):
+        return x.flip(flips[name])
+    rest = name[1:]
+    if inverse:
+        return (x.flip(flips[rest]) if rest else x).transpose(-1, -2)
+    y = x.transpose(-1, -2)
+    return y.flip(flips[rest]) if rest else y
+
+
 def evaluate_checkpoint(
     checkpoint: Path, split_path: Path, game_levels: int = 3, progress: bool = True,
     bands: int = 0,
     grid: int = 0,
     count_edges: list[float] | None = None,
     neighbour_edges: list[float] | None = None,
+    views: int = 1,
 ) -> Evaluation:
     """Run a checkpoint over every image of a split.
 
@@ -99,10 +136,15 @@ def evaluate_checkpoint(
             :func:`~streamcount.training.metrics.mass_by_neighbour`); each pixel within 3
             kernel sigmas of the split (its ``sigma``, the median one for perspective
             kernels) goes to its nearest object.
+        views: Test-time views (a key of :data:`VIEW_SETS`: 1, 2, 4 or 8): each image is
+            counted as each view, the density maps mapped back and averaged (``views`` times
+            the compute).
     """
     import torch
     from rich.progress import track
 
+    if views not in VIEW_SETS:
+        raise InputError(f"--views must be one of {', '.join(map(str, VIEW_SETS))}, got {views}")
     model, cfg = model_from_checkpoint(checkpoint)
     data = load_split(split_path)
     if not data.images:
@@ -131,7 +173,8 @@ def evaluate_checkpoint(
     ):  # fmt: skip
         x = torch.from_numpy(normalize_image(img, mean, std))
         with torch.no_grad():
-            d = model(x)[0, 0].numpy() / scale
+            maps = [view(model(view(x, v)), v, inverse=True) for v in VIEW_SETS[views]]
+            d = (torch.stack(maps).mean(0) if len(maps) > 1 else maps[0])[0, 0].numpy() / scale
         p = float(d.sum())
         ev.names.append(name)
         ev.true.append(cnt)

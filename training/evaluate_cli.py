@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the distance to their nearest neighbour at these comma-separated edges "
                         "in pixels of the prepared images, e.g. 2,4,8 (whether touching or "
                         "overlapping objects are counted short)")
+    p.add_argument("--views", type=int, default=1, choices=(1, 2, 4, 8),
+                   help="test-time views, densities averaged: 1 (as the engine counts), 2 (with "
+                        "the left-right mirror), 4 (the four flips), 8 (and the quarter turns); "
+                        "N times the compute")
     p.add_argument("--worst", type=int, default=0, metavar="N",
                    help="also the N images with the largest errors and how well the predicted "
                         "density lies on the annotations (near 0: annotations that do not "
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     ev = evaluate_checkpoint(
         args.checkpoint, split_path, game_levels=args.game_levels, progress=not args.json,
         bands=args.bands, grid=args.grid, count_edges=edges, neighbour_edges=near_edges,
+        views=args.views,
     )
     if args.plot:
         plot_evaluation(ev, args.plot, title=f"{args.checkpoint} on {split_path}")
@@ -85,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
             blocks["by_neighbour"] = [_strict(g) for g in ev.by_neighbour]
         if worst:  # a flat map's agreement is null
             blocks["worst"] = [_strict(w) for w in worst]
-        print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path), **row,
-                          **blocks}))
+        print(json.dumps({"checkpoint": str(args.checkpoint), "split": str(split_path),
+                          "views": args.views, **row, **blocks}))
         return 0
-    table = Table(title=f"{args.checkpoint} on {split_path}")
+    table = Table(title=f"{args.checkpoint} on {split_path}"
+                  + (f", {args.views} views averaged" if args.views > 1 else ""))
     for key in row:
         table.add_column(key)
     table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))

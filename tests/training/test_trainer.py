@@ -107,6 +107,46 @@ def test_evaluate_reports_metrics_and_plot(trained, blob_dataset: Path, tmp_path
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_evaluate_views_average_the_flipped_images(trained, blob_dataset: Path,
+                                                   views: int) -> None:
+    """``--views N``: each image's count is the mean of the model's counts of its N views."""
+    from streamcount.training.checkpoint import effective_density_scale, model_from_checkpoint
+    from streamcount.training.data import normalize_image
+    from streamcount.training.evaluate import VIEW_SETS, evaluate_checkpoint, view
+    from streamcount.training.splits_io import load_split
+
+    _, out = trained
+    ev = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", game_levels=0,
+                             progress=False, views=views)
+    one = evaluate_checkpoint(out / "best.pt", blob_dataset / "val.h5", game_levels=0,
+                              progress=False)
+    model, cfg = model_from_checkpoint(out / "best.pt")
+    scale = effective_density_scale(cfg)
+
+    def tensor(img: np.ndarray):
+        return torch.from_numpy(normalize_image(img, np.asarray(cfg["mean"], np.float32),
+                                                np.asarray(cfg["std"], np.float32)))
+
+    first = load_split(blob_dataset / "val.h5").images[0]
+    with torch.no_grad():
+        counts = [float(model(view(tensor(first), v)).sum()) / scale for v in VIEW_SETS[views]]
+        x = tensor(first[5:, :-3])  # not square: the transposed views change the shape
+        mapped = [view(model(view(x, v)), v, inverse=True) for v in VIEW_SETS[views]]
+    assert ev.pred[0] == pytest.approx(np.mean(counts), rel=1e-5)
+    assert all(m.shape == (1, 1, *x.shape[-2:]) for m in mapped)  # back on the image grid
+    assert ev.pred != one.pred  # the views count differently, so the option does something
+    assert ev.metrics["n"] == one.metrics["n"]
+
+
+def test_evaluate_rejects_unknown_views(trained, blob_dataset: Path) -> None:
+    from streamcount.errors import InputError
+    from streamcount.training.evaluate import evaluate_checkpoint
+
+    with pytest.raises(InputError, match="--views must be one of 1, 2, 4, 8"):
+        evaluate_checkpoint(trained[1] / "best.pt", blob_dataset / "val.h5", views=3)
+
+
 def test_count_loss_term_changes_the_training(blob_dataset: Path, tmp_path: Path) -> None:
     base = replace(_cfg(blob_dataset, tmp_path / "a", epochs=1), samples_per_epoch=16,
                    filters=4)
