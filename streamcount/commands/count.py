@@ -107,7 +107,13 @@ def run(args: argparse.Namespace) -> int:
         pending.clear()
 
     interrupted = threading.Event()
-    restore = install_stop_signals(interrupted, first=lambda: None, second=_stop_now,
+    stopped_now = threading.Event()  # a second Ctrl-C, raised wherever the main thread was
+
+    def stop_now() -> None:
+        stopped_now.set()
+        raise KeyboardInterrupt
+
+    restore = install_stop_signals(interrupted, first=lambda: None, second=stop_now,
                                    what="finishing the current image, then stopping")
     progress = Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
@@ -137,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
                 flush()
     except KeyboardInterrupt:  # a second Ctrl-C: keep what was counted, then exit 130
         interrupted.set()
+    except Exception:
+        if not stopped_now.is_set():
+            raise
+        interrupted.set()  # a library turned the second Ctrl-C into its own error
     finally:
         restore()
     if not args.json:
@@ -152,7 +162,3 @@ def run(args: argparse.Namespace) -> int:
         return InputError.exit_code
     return 0
 
-
-def _stop_now() -> None:
-    """A second Ctrl-C: stop inside the current image (the first one waits for it to finish)."""
-    raise KeyboardInterrupt
