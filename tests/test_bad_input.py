@@ -251,6 +251,8 @@ CASES = [
                                        "--game-levels", "-1"], {2}, "--game-levels"),
     ("evaluate-grid-too-fine", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"), "--grid",
                                 "9"], {2}, "--grid"),
+    ("evaluate-views-three", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"), "--views",
+                              "3"], {2}, "--views"),
     ("evaluate-count-bins-words", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"),
                                    "--count-bins", "many"], {2}, "--count-bins"),
     ("evaluate-neighbours-words", ["evaluate", P("garbage_pt"), "--data", P("bad_h5"),

@@ -117,7 +117,8 @@ def test_ctrl_c_during_count_is_one_line(tmp_path: Path, signals: list[int]) -> 
     _, err = proc.communicate(timeout=60)
     proc_out.close()
     assert proc.returncode == 130 and "Traceback" not in err, err
-    assert err.strip().splitlines()[-1].startswith("interrupted after "), err
+    # says how far it got (a second Ctrl-C after the count ended adds a plain "interrupted")
+    assert any(ln.startswith("interrupted after ") for ln in err.splitlines()), err
     lines = log.read_text().splitlines()
     assert 1 <= len(lines) < 60 and all(ln.startswith("{") for ln in lines)  # whole lines only
 

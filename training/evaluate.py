@@ -84,6 +84,12 @@ VIEW_SETS: dict[int, tuple[str, ...]] = {
 }
 
 
+def check_views(views: int) -> None:
+    """Raise one clear line unless ``views`` is a key of :data:`VIEW_SETS`."""
+    if views not in VIEW_SETS:
+        raise InputError(f"--views must be one of {', '.join(map(str, VIEW_SETS))}, got {views}")
+
+
 def view(x: Any, name: str, inverse: bool = False) -> Any:
     """One of the eight flips/rotations of a ``... x H x W`` tensor, or its inverse.
 
@@ -143,8 +149,7 @@ def evaluate_checkpoint(
     import torch
     from rich.progress import track
 
-    if views not in VIEW_SETS:
-        raise InputError(f"--views must be one of {', '.join(map(str, VIEW_SETS))}, got {views}")
+    check_views(views)
     model, cfg = model_from_checkpoint(checkpoint)
     data = load_split(split_path)
     if not data.images:

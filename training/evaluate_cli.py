@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the distance to their nearest neighbour at these comma-separated edges "
                         "in pixels of the prepared images, e.g. 2,4,8 (whether touching or "
                         "overlapping objects are counted short)")
-    p.add_argument("--views", type=int, default=1, choices=(1, 2, 4, 8),
+    p.add_argument("--views", type=int, default=1,  # checked against VIEW_SETS
                    help="test-time views, densities averaged: 1 (as the engine counts), 2 (with "
                         "the left-right mirror), 4 (the four flips), 8 (and the quarter turns); "
                         "N times the compute")
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from streamcount.training.evaluate import (
+        check_views,
         evaluate_checkpoint,
         plot_evaluation,
         summary_row,
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--worst must be from 0 to 1000 images, got {args.worst}")
     if not 0 <= args.game_levels <= 6:
         raise InputError(f"--game-levels must be from 0 to 6, got {args.game_levels}")
+    check_views(args.views)
     edges = parse_edges(args.count_bins, "--count-bins", "100,200")
     near_edges = parse_edges(args.neighbours, "--neighbours", "2,4,8")
     split_path = split_file(args.data, args.split)

@@ -161,4 +161,3 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return InputError.exit_code
     return 0
-
