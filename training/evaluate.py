@@ -179,7 +179,7 @@ def evaluate_checkpoint(
         x = torch.from_numpy(normalize_image(img, mean, std))
         with torch.no_grad():
             maps = [view(model(view(x, v)), v, inverse=True) for v in VIEW_SETS[views]]
-            d = (torch.stack(maps).mean(0) if len(maps) > 1 else maps[0])[0, 0].numpy() / scale
+            d = torch.stack(maps).mean(0)[0, 0].numpy() / scale
         p = float(d.sum())
         ev.names.append(name)
         ev.true.append(cnt)
