@@ -44,7 +44,15 @@ def _attribute_help(cls: type) -> dict[str, str]:
     return {k: v.replace("%", "%%") for k, v in helps.items()}
 
 
-def _model_arg(text: str) -> tuple[str, object]:
+def parse_model_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--model-arg``: VALUE read as TOML where it parses, else as text.
+
+    Example:
+        >>> parse_model_arg("decoder_channels=128")
+        ('decoder_channels', 128)
+        >>> parse_model_arg("norm=none")
+        ('norm', 'none')
+    """
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -104,7 +112,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            help=helps.get(name))
         else:
             p.add_argument(flag, dest=name, type=typ, default=None, help=helps.get(name))
-    p.add_argument("--model-arg", dest="model_args", type=_model_arg, action="append",
+    p.add_argument("--model-arg", dest="model_args", type=parse_model_arg, action="append",
                    metavar="KEY=VALUE", help="an architecture's own constructor argument "
                    "(repeatable; recipe: [model_args])")
 
