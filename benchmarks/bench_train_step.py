@@ -72,12 +72,8 @@ def time_steps(model: Any, precision: str, batch: int, patch: int, steps: int,
     import torch
 
     x = torch.randn(batch, 3, patch, patch).contiguous(memory_format=torch.channels_last)
-    net = model
-    if precision == "bf16-weights":
-        net = model.to(torch.bfloat16)
-        x = x.to(torch.bfloat16)
-    else:
-        net = model.to(torch.float32)
+    net = model.to(torch.bfloat16 if precision == "bf16-weights" else torch.float32)
+    x = x.to(torch.bfloat16) if precision == "bf16-weights" else x
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
 
     def ctx() -> Any:
@@ -155,7 +151,7 @@ def main() -> int:
         med = statistics.median(ts)
         rows.append({"precision": p, "step_s": round(med, 4),
                      "crops_per_minute": round(60.0 * args.batch / med, 1), "steps": len(ts)})
-    result = {"arch": args.arch, "model_args": {k: v for k, v in kwargs.items()},
+    result = {"arch": args.arch, "model_args": dict(kwargs),
               "batch": args.batch, "patch": args.patch, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "cpu": cpu_info(), "results": rows}
     if args.json:
