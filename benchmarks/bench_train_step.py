@@ -21,7 +21,6 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from streamcount.training.train_cli import parse_model_arg
@@ -49,18 +48,12 @@ def cpu_info() -> dict[str, Any]:
     """CPU model, core count and the SIMD flags that decide fp32/bf16 speed."""
     import os
 
-    info: dict[str, Any] = {"cores": os.cpu_count()}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        if line.startswith("model name"):
-            info["model"] = line.partition(":")[2].strip()
-            break
+    from streamcount.precision import cpu_flags, cpu_model
+
+    flags = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16")
-    info["simd"] = [f for f in wanted if f" {f}" in text]
-    return info
+    return {"cores": os.cpu_count(), "model": cpu_model(),
+            "simd": [f for f in wanted if f in flags]}
 
 
 def time_steps(model: Any, precision: str, batch: int, patch: int, steps: int,
@@ -162,7 +155,7 @@ def main() -> int:
 
     cpu = result["cpu"]
     table = Table(title=f"{args.arch} training step, batch {args.batch} of {args.patch}px, "
-                        f"{result['threads']} threads; {cpu.get('model', '?')} "
+                        f"{result['threads']} threads; {cpu['model']} "
                         f"({', '.join(cpu['simd']) or 'no AVX2'})")
     for col in ("precision", "median step (s)", "crops a minute", "steps"):
         table.add_column(col)
